@@ -1,0 +1,22 @@
+"""The user side of chat.py: commands, their registry, the console."""
+
+from .base import Command, CommandError, Context, UsageError
+from .connections import Connect, List, Terminate
+from .console import Console
+from .info import Help, MyIp, MyPort
+from .lifecycle import Exit
+from .messaging import Send
+from .registry import CommandRegistry
+from .runner import CommandRunner
+
+
+def default_registry() -> CommandRegistry:
+    """The built-in commands, in the order `help` lists them."""
+    registry = CommandRegistry()
+    for command in (Help(), MyIp(), MyPort(), Connect(), List(), Terminate(), Send(), Exit()):
+        registry.add(command)
+    return registry
+
+
+__all__ = ["Command", "CommandError", "CommandRegistry", "CommandRunner", "Console",
+           "Context", "UsageError", "default_registry"]

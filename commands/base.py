@@ -1,0 +1,90 @@
+"""What a command is, what it may touch, and how it reports a mistake.
+
+A command is a small object that declares its name, usage and one-line
+summary *as data* (so ``help`` and usage errors come from one place and
+survive ``python -OO``) and implements ``run(ctx, args)``. It sees the node
+only through :class:`NodeAPI` and writes only through ``ctx.console``.
+
+Commands never import ``reactor``: the node arrives through the context and
+is typed structurally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+
+class CommandError(Exception):
+    """A user mistake or a refusal: shown as one ``error:`` line."""
+
+
+class UsageError(CommandError):
+    """Wrong arguments: the registry adds the command's usage to the message."""
+
+
+class NodeAPI(Protocol):
+    """The verbs commands may use (``reactor.node.Node`` implements them)."""
+
+    port: int
+
+    def my_ip(self) -> str: ...
+    def peers(self) -> list: ...
+    def peer(self, peer_id: int) -> Any: ...
+    def connect(self, host: str, port: int, done: Callable[[bool], None]) -> str: ...
+    def terminate(self, peer_id: int) -> Any: ...
+    def send(self, peer_id: int, text: str, done: Callable[[bool], None]) -> None: ...
+
+
+@dataclass
+class Context:
+    """Everything a running command may use."""
+
+    node: NodeAPI
+    console: Any
+    registry: Any
+    # Returns a function that releases the command queue: call ``hold()`` when
+    # the command finishes later (a connect in flight, a send that waits).
+    hold: Callable[[], Callable[[], None]]
+    request_exit: Callable[[], None]
+    extra: dict = field(default_factory=dict)
+
+
+class Command:
+    name: str = ""
+    usage: str = ""        # the arguments, e.g. "<id> <message>"
+    summary: str = ""      # one line for `help`
+    details: str = ""      # more, for `help <name>`
+    min_args: int = 0
+    max_args: int = 0
+    rest_of_line: bool = False   # the last argument takes the rest of the line as typed
+
+    @property
+    def synopsis(self) -> str:
+        return f"{self.name} {self.usage}".rstrip()
+
+    def run(self, ctx: Context, args: list[str]) -> None:
+        raise NotImplementedError
+
+
+def parse_id(text: str) -> int:
+    """A connection id as the user typed it, or a :class:`CommandError`."""
+    if not text.isdigit() or not text.isascii():
+        raise CommandError(f'"{text}" is not a connection id; ids are the numbers '
+                           f'that "list" shows')
+    return int(text)
+
+
+def parse_port(text: str) -> int:
+    if not text.isdigit() or not text.isascii() or not 0 < int(text) < 65536:
+        raise CommandError(f'"{text}" is not a port; a port is a number from 1 to 65535')
+    return int(text)
+
+
+def lookup_peer(ctx: Context, text: str):
+    peer_id = parse_id(text)
+    info = ctx.node.peer(peer_id)
+    if info is None:
+        raise CommandError(f'no connection with id {peer_id}; type "list" to see the '
+                           f'connections')
+    return info

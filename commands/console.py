@@ -1,0 +1,166 @@
+"""The console: the one place that writes for the user.
+
+Every line the user sees goes through here: command output, errors, and the
+events the node reports (this class is the node's observer). Peer text is
+passed through :func:`sanitize` on every path (messages, notices, errors
+that echo a peer's words, the ``list`` table), so nothing a peer sends can
+steer the terminal.
+
+Output is collected during a loop turn and written with one ``write`` per
+stream at the end of it (``flush``, an after-turn hook), so a flood of
+messages costs one system call per turn, not one per line. Events go to
+stdout and errors to stderr, one line each, so logs stay greppable.
+
+When stdout is closed (``chat.py | head -1``) the console stops writing and
+calls ``on_output_closed`` once, so the program can end quietly.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Callable, Iterable
+
+from .text import sanitize, shorten
+
+STDOUT, STDERR = 1, 2
+
+
+def _peer(info) -> str:
+    return f"peer {info.id} ({info.host}:{info.port})"
+
+
+class Console:
+    def __init__(self, write: Callable[[int, bytes], int] = os.write,
+                 encoding: str = "utf-8",
+                 on_output_closed: Callable[[], None] | None = None) -> None:
+        self._write = write
+        self._encoding = encoding
+        self._pending: list[tuple[int, str]] = []
+        self.on_output_closed = on_output_closed
+        self.output_closed = False
+        # An interactive line editor plugs in here: it hides the input line
+        # before output (before_output) and draws it again after (after_output).
+        self.screen = None
+
+    # -- the sink ------------------------------------------------------------------------
+
+    def info(self, text: str) -> None:
+        """One line of normal output (stdout)."""
+        self._pending.append((STDOUT, text))
+
+    def error(self, text: str) -> None:
+        """One line saying what went wrong and what to do instead (stderr)."""
+        self._pending.append((STDERR, f"error: {text}"))
+
+    def lines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.info(line)
+
+    def flush(self) -> None:
+        """Write everything collected since the last flush, in order."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        screen = self.screen
+        if screen is not None:
+            screen.before_output()
+        fd, chunk = pending[0][0], []
+        for stream, text in pending:
+            if stream != fd:
+                self._emit(fd, chunk)
+                fd, chunk = stream, []
+            chunk.append(text)
+        self._emit(fd, chunk)
+        if screen is not None:
+            screen.after_output()
+
+    def _emit(self, fd: int, texts: list[str]) -> None:
+        if fd == STDOUT and self.output_closed:
+            return
+        data = ("\n".join(texts) + "\n").encode(self._encoding, "backslashreplace")
+        view = memoryview(data)
+        try:
+            while view:
+                written = self._write(fd, view)
+                view = view[written:]
+        except BlockingIOError:
+            pass  # a non-blocking terminal that is full: drop rather than stall
+        except OSError as exc:
+            if fd == STDOUT and exc.errno in (errno.EPIPE, errno.EBADF, errno.EIO):
+                self.output_closed = True
+                if self.on_output_closed is not None:
+                    self.on_output_closed()
+            # a closed stderr leaves us nothing to complain to
+
+    # -- words for what the node reports (the observer interface) ------------------------
+
+    def listening(self, host: str, port: int) -> None:
+        self.info(f'listening on {host}:{port}; type "help" for commands')
+
+    def peer_connected(self, info) -> None:
+        if info.direction == "outgoing":
+            text = f"connected to {_peer(info)}"
+            if not info.speaks_protocol:
+                text += " (it is not chat.py: it gets your messages as plain lines)"
+        else:
+            text = f"{_peer(info)} connected to you"
+            if not info.speaks_protocol:
+                text += " (a plain TCP client, not chat.py; the port is its own)"
+        self.info(text)
+
+    def peer_lost(self, info, reason: str, detail: str) -> None:
+        peer = _peer(info)
+        if reason == "closed":
+            self.info(f"{peer} closed the connection")
+        elif reason == "left":
+            self.info(f"{peer} left")
+        elif reason == "timed out":
+            self.info(f"dropped {peer}: it stopped answering ({detail})")
+        elif reason == "stalled":
+            self.info(f"dropped {peer}: it stopped reading ({detail})")
+        else:
+            self.info(f"lost the connection to {peer}: {detail or reason}")
+
+    def message_received(self, info, text: str) -> None:
+        self.info(f"message from {_peer(info)}: {shorten(sanitize(text))}")
+
+    def line_too_long(self, info, nbytes: int, limit: int) -> None:
+        self.info(f"{_peer(info)} sent a line longer than {limit} bytes; it was discarded")
+
+    def connect_failed(self, host: str, port: int, reason: str) -> None:
+        self.error(f"could not connect to {host}:{port}: {sanitize(reason)}")
+
+    def incoming_refused(self, address: str | None, count: int, limit: int) -> None:
+        if address is not None:
+            self.info(f"refused a connection from {address}: already at the limit of "
+                      f"{limit} peers (see --max-peers)")
+        else:
+            self.info(f"refused {count} more connection(s) in the last second: "
+                      f"still at the limit of {limit} peers")
+
+    def accept_paused(self, reason: str, retry_s: float) -> None:
+        self.info(f"cannot accept new connections for now ({reason}); "
+                  f"trying again in {retry_s:g} s")
+
+    # -- words for command results ---------------------------------------------------------
+
+    def sent(self, info, text: str) -> None:
+        self.info(f"sent to {_peer(info)}: {text}")
+
+    def terminated(self, info) -> None:
+        self.info(f"closed the connection to {_peer(info)}")
+
+    def peer_table(self, peers: list) -> None:
+        if not peers:
+            self.info('no connections; open one with "connect <ip> <port>"')
+            return
+        rows = [("id", "IP address", "port", "connection")]
+        for p in peers:
+            how = "you connected" if p.direction == "outgoing" else "it connected"
+            if not p.speaks_protocol:
+                how += ", not chat.py"
+            rows.append((str(p.id), p.host, str(p.port), how))
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        for r in rows:
+            self.info(f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}")

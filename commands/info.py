@@ -1,0 +1,34 @@
+"""help, myip, myport."""
+
+from __future__ import annotations
+
+from .base import Command, Context
+
+
+class Help(Command):
+    name = "help"
+    usage = "[command]"
+    summary = "show the commands, or more about one of them"
+    max_args = 1
+
+    def run(self, ctx: Context, args: list[str]) -> None:
+        registry = ctx.registry
+        ctx.console.lines(registry.help_for(args[0]) if args else registry.help_lines())
+
+
+class MyIp(Command):
+    name = "myip"
+    summary = "show the IP address other machines can reach this peer at"
+    details = ("It is the address of the interface that carries the default route\n"
+               "(no packet is sent to find it).")
+
+    def run(self, ctx: Context, args: list[str]) -> None:
+        ctx.console.info(f"IP address: {ctx.node.my_ip()}")
+
+
+class MyPort(Command):
+    name = "myport"
+    summary = "show the port this peer listens on"
+
+    def run(self, ctx: Context, args: list[str]) -> None:
+        ctx.console.info(f"listening port: {ctx.node.port}")

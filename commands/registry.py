@@ -1,0 +1,92 @@
+"""The command registry: the single source of dispatch and of help text."""
+
+from __future__ import annotations
+
+import difflib
+
+from .base import Command, CommandError, Context, UsageError
+
+
+class CommandRegistry:
+    def __init__(self) -> None:
+        self._commands: dict[str, Command] = {}
+
+    def add(self, command: Command) -> None:
+        if command.name in self._commands:
+            raise ValueError(f"command {command.name!r} is registered twice")
+        self._commands[command.name] = command
+
+    def get(self, name: str) -> Command | None:
+        return self._commands.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._commands)
+
+    def __iter__(self):
+        return iter(self._commands.values())
+
+    # -- dispatch ----------------------------------------------------------------------
+
+    def split(self, line: str) -> tuple[Command, list[str]]:
+        """Find the command and its arguments, or raise :class:`CommandError`."""
+        name, _, rest = line.strip().partition(" ")
+        command = self._commands.get(name.lower())
+        if command is None:
+            raise CommandError(self._unknown(name))
+        rest = rest.strip()
+        if command.rest_of_line and command.max_args:
+            args = rest.split(None, command.max_args - 1) if rest else []
+        else:
+            args = rest.split()
+        if not command.min_args <= len(args) <= command.max_args:
+            raise UsageError(f"{self._arity_message(command, len(args))}; "
+                             f"usage: {command.synopsis}")
+        return command, args
+
+    def dispatch(self, line: str, ctx: Context) -> None:
+        """Run one input line. Errors become one ``error:`` line; nothing raises."""
+        if not line.strip():
+            return
+        try:
+            command, args = self.split(line)
+        except CommandError as exc:
+            ctx.console.error(str(exc))
+            return
+        try:
+            command.run(ctx, args)
+        except UsageError as exc:
+            ctx.console.error(f"{exc}; usage: {command.synopsis}")
+        except CommandError as exc:
+            ctx.console.error(str(exc))
+
+    def _unknown(self, name: str) -> str:
+        shown = name if len(name) <= 30 else name[:30] + "..."
+        close = difflib.get_close_matches(name.lower(), self.names(), n=1)
+        hint = f'did you mean "{close[0]}"? ' if close else ""
+        return f'unknown command "{shown}"; {hint}type "help" to see the commands'
+
+    @staticmethod
+    def _arity_message(command: Command, given: int) -> str:
+        if given < command.min_args:
+            return f'"{command.name}" needs more arguments'
+        if command.max_args == 0:
+            return f'"{command.name}" takes no arguments'
+        return f'"{command.name}" takes at most {command.max_args} argument(s)'
+
+    # -- help -------------------------------------------------------------------------------
+
+    def help_lines(self) -> list[str]:
+        width = max(len(c.synopsis) for c in self)
+        lines = ["commands:"]
+        lines += [f"  {c.synopsis:<{width}}  {c.summary}" for c in self]
+        lines.append('type "help <command>" for more about one command')
+        return lines
+
+    def help_for(self, name: str) -> list[str]:
+        command = self._commands.get(name.lower())
+        if command is None:
+            raise CommandError(self._unknown(name))
+        lines = [f"usage: {command.synopsis}", f"  {command.summary}"]
+        if command.details:
+            lines += [f"  {line}" for line in command.details.splitlines()]
+        return lines

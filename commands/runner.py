@@ -1,0 +1,107 @@
+"""The command queue: input lines run one at a time, in order.
+
+A command that finishes later (a ``connect`` in flight, a ``send`` waiting
+for a slow peer to drain) *holds* the queue; the lines behind it wait while
+the loop keeps serving every peer. That is what makes a piped script
+``connect ...`` / ``send 1 hi`` / ``exit`` deterministic.
+
+The queue is bounded: above ``MAX_QUEUED_LINES`` the runner asks for input
+to pause (a script of 50,000 sends is read as fast as it is sent, not into
+memory), and below ``RESUME_QUEUED_LINES`` asks for it again.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Callable
+
+from .base import Context
+from .text import maybe_invalid_byte
+
+MAX_QUEUED_LINES = 1000
+RESUME_QUEUED_LINES = 100
+
+_END = object()   # marks the end of input in the queue
+
+
+class CommandRunner:
+    def __init__(self, registry, defer: Callable[[Callable[[], None]], None],
+                 on_end_of_input: Callable[[], None],
+                 pause_input: Callable[[], None] = lambda: None,
+                 resume_input: Callable[[], None] = lambda: None) -> None:
+        self._registry = registry
+        self._defer = defer
+        self._on_end_of_input = on_end_of_input
+        self._pause_input = pause_input
+        self._resume_input = resume_input
+        self._queue: collections.deque = collections.deque()
+        self._held = False
+        self._input_paused = False
+        self._stopped = False
+        self._scheduled = False
+        self.context: Context | None = None
+
+    def hold(self) -> Callable[[], None]:
+        """Hold the queue until the returned function is called (once)."""
+        self._held = True
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._held = False
+                self._schedule()
+        return release
+
+    def stop(self) -> None:
+        """Run nothing more (the program is exiting)."""
+        self._stopped = True
+        self._queue.clear()
+
+    @property
+    def busy(self) -> bool:
+        return self._held or bool(self._queue)
+
+    def submit(self, lines) -> None:
+        """Queue input lines (``str``; anything else is a line that was too long)."""
+        if self._stopped:
+            return
+        self._queue.extend(lines)
+        if not self._input_paused and len(self._queue) > MAX_QUEUED_LINES:
+            self._input_paused = True
+            self._pause_input()
+        self._run()
+
+    def end_of_input(self) -> None:
+        self.submit([_END])
+
+    def _schedule(self) -> None:
+        # Released from inside a callback: run on the next turn, never re-entrantly.
+        if not self._scheduled:
+            self._scheduled = True
+            self._defer(self._scheduled_run)
+
+    def _scheduled_run(self) -> None:
+        self._scheduled = False
+        self._run()
+
+    def _run(self) -> None:
+        ctx = self.context
+        while self._queue and not self._held and not self._stopped:
+            item = self._queue.popleft()
+            if item is _END:
+                self._on_end_of_input()
+            elif not isinstance(item, str):
+                ctx.console.error(f"input line too long ({item.nbytes} bytes or more); "
+                                  f"it was ignored")
+            else:
+                bad = maybe_invalid_byte(item)
+                if bad is not None:
+                    ctx.console.error(f"input is not valid UTF-8 (byte 0x{bad:02x}); "
+                                      f"the line was ignored")
+                else:
+                    self._registry.dispatch(item, ctx)
+        if self._input_paused and len(self._queue) <= RESUME_QUEUED_LINES:
+            self._input_paused = False
+            self._resume_input()
