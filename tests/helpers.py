@@ -1,0 +1,181 @@
+"""Driving real chat.py processes from tests: start, type, wait for output.
+
+Nothing here sleeps to synchronise: every wait polls the process's output
+(with ``select``) until a pattern appears or a deadline passes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAT = str(ROOT / "chat.py")
+LISTENING = re.compile(r"listening on [\d.]+:(\d+)")
+
+
+class ChatProcess:
+    """One ``chat.py`` subprocess with its stdin, stdout and stderr as pipes."""
+
+    def __init__(self, *args: str, prefix: list[str] | None = None, stdin=subprocess.PIPE,
+                 env: dict | None = None, wait_listening: bool = True) -> None:
+        full_env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if env:
+            full_env.update(env)
+        self.proc = subprocess.Popen([*(prefix or []), sys.executable, CHAT, *args],
+                                     stdin=stdin, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=full_env, cwd=str(ROOT))
+        self.pid = self.proc.pid
+        self._buf = {"out": bytearray(), "err": bytearray()}
+        self._pos = {"out": 0, "err": 0}
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            os.set_blocking(pipe.fileno(), False)
+        self.port = 0
+        if wait_listening:
+            self.port = int(self.wait_for(LISTENING).group(1))
+
+    # -- input ---------------------------------------------------------------------
+
+    def type(self, *lines: str) -> None:
+        data = "".join(line + "\n" for line in lines).encode()
+        self.write(data)
+
+    def write(self, data: bytes) -> None:
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def close_stdin(self) -> None:
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+
+    # -- output ---------------------------------------------------------------------
+
+    def _pump(self, timeout: float) -> None:
+        pipes = {self.proc.stdout.fileno(): "out", self.proc.stderr.fileno(): "err"}
+        ready, _, _ = select.select(list(pipes), [], [], timeout)
+        for fd in ready:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            self._buf[pipes[fd]] += data
+            if not data and self.proc.poll() is not None:
+                pass
+
+    def text(self, stream: str = "out") -> str:
+        self._pump(0)
+        return self._buf[stream].decode("utf-8", "replace")
+
+    def raw(self, stream: str = "out") -> bytes:
+        self._pump(0)
+        return bytes(self._buf[stream])
+
+    def wait_for(self, pattern, stream: str = "out", timeout: float = 10.0,
+                 from_start: bool = False) -> re.Match:
+        """Wait until ``pattern`` appears in output not yet matched by an earlier wait."""
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self._buf[stream].decode("utf-8", "replace")
+            start = 0 if from_start else self._pos[stream]
+            match = regex.search(text, start)
+            if match:
+                self._pos[stream] = match.end()
+                return match
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(
+                    f"timed out waiting for {regex.pattern!r} on std{stream} of chat.py "
+                    f"(pid {self.pid}, exit {self.proc.poll()}).\n--- stdout:\n"
+                    f"{self.text('out')}\n--- stderr:\n{self.text('err')}")
+            if self.proc.poll() is not None:
+                self._pump(0.05)
+                text2 = self._buf[stream].decode("utf-8", "replace")
+                if text2 == text:
+                    raise AssertionError(
+                        f"chat.py (pid {self.pid}) exited with {self.proc.returncode} before "
+                        f"{regex.pattern!r} appeared on std{stream}.\n--- stdout:\n"
+                        f"{self.text('out')}\n--- stderr:\n{self.text('err')}")
+            else:
+                self._pump(min(left, 0.05))
+
+    def wait_exit(self, timeout: float = 10.0) -> int:
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"chat.py (pid {self.pid}) did not exit in {timeout} s."
+                                     f"\n--- stdout:\n{self.text('out')}\n--- stderr:\n"
+                                     f"{self.text('err')}")
+            self._pump(0.05)
+        self._drain()
+        return self.proc.returncode
+
+    def _drain(self) -> None:
+        for _ in range(100):
+            before = len(self._buf["out"]) + len(self._buf["err"])
+            self._pump(0.01)
+            if len(self._buf["out"]) + len(self._buf["err"]) == before:
+                return
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.pid, signum)
+
+    def stop(self) -> None:
+        """Make sure the process is gone (used by fixtures)."""
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGCONT)
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+
+
+def wait_until(condition, timeout: float = 10.0, interval: float = 0.01,
+               message: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(interval)  # polling interval, not synchronisation
+
+
+def recv_line(sock: socket.socket, timeout: float = 10.0, buf: bytearray | None = None) -> bytes:
+    """Read from ``sock`` until one full line is there; return it without ``\\n``."""
+    buf = buf if buf is not None else bytearray()
+    deadline = time.monotonic() + timeout
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"timed out waiting for a line; got {bytes(buf)!r}")
+        sock.settimeout(left)
+        data = sock.recv(65536)
+        if not data:
+            raise AssertionError(f"connection closed; got {bytes(buf)!r}")
+        buf += data
+    line, _, rest = bytes(buf).partition(b"\n")
+    buf[:] = rest
+    return line
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
