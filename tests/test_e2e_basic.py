@@ -15,7 +15,7 @@ def test_two_peers_connect_send_list_terminate(chat):
     a.type("send 1 back at you")
     b.wait_for(rf"message from peer 1 \(127\.0\.0\.1:{a.port}\): back at you\n")
     a.type("list")
-    a.wait_for(rf" 1  127\.0\.0\.1  {b.port}  it connected\n")
+    a.wait_for(rf"\n +1  127\.0\.0\.1 +{b.port}  it connected\n")
     b.type("terminate 1")
     b.wait_for(rf"closed the connection to peer 1 \(127\.0\.0\.1:{a.port}\)")
     a.wait_for(rf"peer 1 \(127\.0\.0\.1:{b.port}\) closed the connection")
