@@ -179,3 +179,34 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class BlackHole:
+    """A loopback listener whose accept queue is full: new connects get no answer.
+
+    ``listen(0)`` and never ``accept()``: the kernel completes one or two
+    handshakes into the queue, then drops further SYNs, exactly like an
+    unreachable host, without sending anything off this machine.
+    """
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        self.port = self.listener.getsockname()[1]
+        self.fillers: list[socket.socket] = []
+        for _ in range(8):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", self.port))
+            self.fillers.append(s)
+            _, writable, _ = select.select([], [s], [], 0.2)
+            if not writable:
+                break  # this one is pending: the queue is full
+        else:
+            raise AssertionError("could not fill the accept queue")
+
+    def close(self) -> None:
+        for s in self.fillers:
+            s.close()
+        self.listener.close()
