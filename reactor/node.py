@@ -207,8 +207,11 @@ class Node:
             self._observer.connect_failed(ip, port, describe_error(exc))
             done(False)
 
-        self._connector = Connector(self._reactor, (ip, port), self.options.connect_timeout_s,
-                                    connected, failed)
+        try:
+            self._connector = Connector(self._reactor, (ip, port),
+                                        self.options.connect_timeout_s, connected, failed)
+        except OSError as exc:  # no socket to be had: EMFILE, ENOBUFS ...
+            raise ValueError(describe_error(exc)) from None
         return ip
 
     def terminate(self, peer_id: int) -> PeerInfo:
@@ -504,7 +507,7 @@ class _Connection(Protocol):
                 and now - transport.last_write_progress > send_timeout_s):
             lost = transport.count_buffered(b"\n") + len(self.waiting_sends)
             self._drop(STALLED, f"it read nothing for {send_timeout_s:g} s; "
-                                f"{lost} message(s) not delivered")
+                                f"{lost} queued message(s) not sent")
             return
         if not self.info.speaks_protocol:
             return

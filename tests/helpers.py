@@ -117,10 +117,11 @@ class ChatProcess:
                                      f"\n--- stdout:\n{self.text('out')}\n--- stderr:\n"
                                      f"{self.text('err')}")
             self._pump(0.05)
-        self._drain()
+        self.drain()
         return self.proc.returncode
 
-    def _drain(self) -> None:
+    def drain(self) -> None:
+        """Read whatever output is waiting, so the child never blocks on a full pipe."""
         for _ in range(100):
             before = len(self._buf["out"]) + len(self._buf["err"])
             self._pump(0.01)
@@ -161,18 +162,22 @@ def recv_line(sock: socket.socket, timeout: float = 10.0, buf: bytearray | None 
     """Read from ``sock`` until one full line is there; return it without ``\\n``."""
     buf = buf if buf is not None else bytearray()
     deadline = time.monotonic() + timeout
-    while b"\n" not in buf:
+    searched = 0
+    while True:
+        end = buf.find(b"\n", searched)
+        if end >= 0:
+            line = bytes(buf[:end])
+            del buf[:end + 1]
+            return line
+        searched = len(buf)
         left = deadline - time.monotonic()
         if left <= 0:
-            raise AssertionError(f"timed out waiting for a line; got {bytes(buf)!r}")
+            raise AssertionError(f"timed out waiting for a line; got {bytes(buf[-200:])!r}")
         sock.settimeout(left)
         data = sock.recv(65536)
         if not data:
-            raise AssertionError(f"connection closed; got {bytes(buf)!r}")
+            raise AssertionError(f"connection closed; got {bytes(buf[-200:])!r}")
         buf += data
-    line, _, rest = bytes(buf).partition(b"\n")
-    buf[:] = rest
-    return line
 
 
 def free_port() -> int:
@@ -210,3 +215,28 @@ class BlackHole:
         for s in self.fillers:
             s.close()
         self.listener.close()
+
+
+def proc_status_kib(pid: int, field: str) -> int:
+    """A memory figure from /proc/<pid>/status (VmRSS, VmHWM ...), in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def figure(name: str, value) -> None:
+    """Print a measured figure (shown with ``pytest -s``, quoted in notes)."""
+    print(f"FIGURE {name}: {value}")
