@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 from typing import Callable, Iterable
 
 from .text import sanitize, shorten
@@ -82,10 +83,14 @@ class Console:
         view = memoryview(data)
         try:
             while view:
-                written = self._write(fd, view)
+                try:
+                    written = self._write(fd, view)
+                except BlockingIOError:
+                    # Someone made our terminal non-blocking: wait for it, as a
+                    # blocking write would, rather than drop lines.
+                    select.select([], [fd], [])
+                    continue
                 view = view[written:]
-        except BlockingIOError:
-            pass  # a non-blocking terminal that is full: drop rather than stall
         except OSError as exc:
             if fd == STDOUT and exc.errno in (errno.EPIPE, errno.EBADF, errno.EIO):
                 self.output_closed = True

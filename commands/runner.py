@@ -86,6 +86,14 @@ class CommandRunner:
         self._scheduled = False
         self._run()
 
+    def _dispatch(self, line: str, ctx: Context) -> None:
+        try:
+            self._registry.dispatch(line, ctx)
+        except Exception as exc:  # noqa: BLE001 - a bug must not wedge the queue
+            self._held = False
+            ctx.console.error(f"internal error while running {line.split()[0]!r}: "
+                              f"{type(exc).__name__}: {exc}")
+
     def _run(self) -> None:
         ctx = self.context
         while self._queue and not self._held and not self._stopped:
@@ -101,7 +109,7 @@ class CommandRunner:
                     ctx.console.error(f"input is not valid UTF-8 (byte 0x{bad:02x}); "
                                       f"the line was ignored")
                 else:
-                    self._registry.dispatch(item, ctx)
+                    self._dispatch(item, ctx)
         if self._input_paused and len(self._queue) <= RESUME_QUEUED_LINES:
             self._input_paused = False
             self._resume_input()
