@@ -6,6 +6,7 @@ Nothing here sleeps to synchronise: every wait polls the process's output
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import select
@@ -25,15 +26,20 @@ class ChatProcess:
     """One ``chat.py`` subprocess with its stdin, stdout and stderr as pipes."""
 
     def __init__(self, *args: str, prefix: list[str] | None = None, stdin=subprocess.PIPE,
-                 env: dict | None = None, wait_listening: bool = True) -> None:
+                 env: dict | None = None, wait_listening: bool = True,
+                 preexec_fn=None) -> None:
         full_env = dict(os.environ, PYTHONUNBUFFERED="1")
         if env:
             full_env.update(env)
         self.proc = subprocess.Popen([*(prefix or []), sys.executable, CHAT, *args],
                                      stdin=stdin, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=full_env, cwd=str(ROOT))
+                                     stderr=subprocess.PIPE, env=full_env, cwd=str(ROOT),
+                                     preexec_fn=preexec_fn)
         self.pid = self.proc.pid
         self._buf = {"out": bytearray(), "err": bytearray()}
+        self._text = {"out": [], "err": []}   # decoded output, in pieces
+        self._decoders = {k: codecs.getincrementaldecoder("utf-8")("replace")
+                          for k in ("out", "err")}
         self._pos = {"out": 0, "err": 0}
         for pipe in (self.proc.stdout, self.proc.stderr):
             os.set_blocking(pipe.fileno(), False)
@@ -64,17 +70,26 @@ class ChatProcess:
         pipes = {self.proc.stdout.fileno(): "out", self.proc.stderr.fileno(): "err"}
         ready, _, _ = select.select(list(pipes), [], [], timeout)
         for fd in ready:
-            try:
-                data = os.read(fd, 65536)
-            except BlockingIOError:
-                continue
-            self._buf[pipes[fd]] += data
-            if not data and self.proc.poll() is not None:
-                pass
+            for _ in range(16):   # whatever is waiting, up to 1 MiB
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    break
+                if not data:
+                    break
+                name = pipes[fd]
+                self._buf[name] += data
+                self._text[name].append(self._decoders[name].decode(data))
+
+    def _decoded(self, stream: str) -> str:
+        pieces = self._text[stream]
+        if len(pieces) > 1:
+            pieces[:] = ["".join(pieces)]
+        return pieces[0] if pieces else ""
 
     def text(self, stream: str = "out") -> str:
         self._pump(0)
-        return self._buf[stream].decode("utf-8", "replace")
+        return self._decoded(stream)
 
     def raw(self, stream: str = "out") -> bytes:
         self._pump(0)
@@ -86,7 +101,7 @@ class ChatProcess:
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
         deadline = time.monotonic() + timeout
         while True:
-            text = self._buf[stream].decode("utf-8", "replace")
+            text = self._decoded(stream)
             start = 0 if from_start else self._pos[stream]
             match = regex.search(text, start)
             if match:
@@ -100,8 +115,7 @@ class ChatProcess:
                     f"{self.text('out')}\n--- stderr:\n{self.text('err')}")
             if self.proc.poll() is not None:
                 self._pump(0.05)
-                text2 = self._buf[stream].decode("utf-8", "replace")
-                if text2 == text:
+                if self._decoded(stream) == text:
                     raise AssertionError(
                         f"chat.py (pid {self.pid}) exited with {self.proc.returncode} before "
                         f"{regex.pattern!r} appeared on std{stream}.\n--- stdout:\n"
