@@ -22,7 +22,7 @@ import os
 import select
 from typing import Callable, Iterable
 
-from .text import sanitize, shorten
+from .text import MAX_SHOWN_CHARS, all_safe, sanitize, shorten
 
 STDOUT, STDERR = 1, 2
 
@@ -127,8 +127,14 @@ class Console:
         else:
             self.info(f"lost the connection to {peer}: {detail or reason}")
 
-    def message_received(self, info, text: str) -> None:
-        self.info(f"message from {_peer(info)}: {shorten(sanitize(text))}")
+    def messages_received(self, info, texts: list[str]) -> None:
+        """Lines from one peer; the hot path of the program, so done in bulk."""
+        prefix = f"message from {_peer(info)}: "
+        if all_safe(texts) and max(map(len, texts)) <= MAX_SHOWN_CHARS:
+            self._pending.append((STDOUT, prefix + ("\n" + prefix).join(texts)))
+            return
+        for text in texts:
+            self._pending.append((STDOUT, prefix + shorten(sanitize(text))))
 
     def line_too_long(self, info, nbytes: int, limit: int) -> None:
         self.info(f"{_peer(info)} sent a line longer than {limit} bytes; it was discarded")

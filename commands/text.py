@@ -43,6 +43,16 @@ def sanitize(text: str) -> str:
     return _UNSAFE.sub(_escape, text)
 
 
+def all_safe(texts: list[str]) -> bool:
+    """True if no text of the list needs escaping (a quick check for many lines).
+
+    Every character :func:`sanitize` escapes is also non-printable, so
+    printable text is safe; ``str.isprintable`` runs in C. (Some safe text is
+    not printable, such as emoji joined by U+200D: that just takes the slow path.)
+    """
+    return all(map(str.isprintable, texts))
+
+
 def shorten(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
     if len(text) <= limit:
         return text

@@ -33,7 +33,7 @@ class LineTooLong:
 class LineCodec:
     """Splits a byte stream into text lines ended by ``\\n`` (``\\r\\n`` too)."""
 
-    __slots__ = ("max_line_bytes", "errors", "_buffer", "_discarding")
+    __slots__ = ("max_line_bytes", "errors", "overflows", "_buffer", "_discarding")
 
     def __init__(self, max_line_bytes: int = MAX_LINE_BYTES, errors: str = "replace") -> None:
         """``errors`` is how invalid UTF-8 is decoded: ``"replace"`` gives
@@ -42,6 +42,7 @@ class LineCodec:
         self.max_line_bytes = max_line_bytes
         self.errors = errors
         self._buffer = b""
+        self.overflows = 0  # how many LineTooLong it has reported so far
         # True while skipping the rest of an over-long line.
         self._discarding = False
 
@@ -51,36 +52,49 @@ class LineCodec:
         Lines come back as ``str`` without their terminator. An over-long line
         comes back as one :class:`LineTooLong` (never as text).
         """
-        out: list[str | LineTooLong] = []
         if self._buffer:
             data = self._buffer + data
             self._buffer = b""
-        start = 0
-        limit = self.max_line_bytes
-        find = data.find
-        while True:
-            end = find(b"\n", start)
-            if end < 0:
-                break
-            if self._discarding:
+        out: list[str | LineTooLong] = []
+        last = data.rfind(b"\n")
+        if last >= 0:
+            start = 0
+            if self._discarding:    # the rest of an over-long line ends here
+                start = data.find(b"\n") + 1
                 self._discarding = False
-            elif end - start > limit:
-                out.append(LineTooLong(end - start))
-            else:
-                line = data[start:end]
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                out.append(line.decode("utf-8", self.errors))
-            start = end + 1
-        tail = len(data) - start
+            if start <= last:
+                out = self._split(data[start:last])
+        tail = len(data) - last - 1
         if self._discarding:
             pass
-        elif tail > limit:
+        elif tail > self.max_line_bytes:
+            self.overflows += 1
             out.append(LineTooLong(tail))
             self._discarding = True
         elif tail:
-            self._buffer = data[start:]
+            self._buffer = data[last + 1:]
         return out
+
+    def _split(self, body: bytes) -> list[str | LineTooLong]:
+        """Complete lines joined by ``\n``: split and decode, in bulk when possible."""
+        parts = body.split(b"\n")
+        limit = self.max_line_bytes
+        if max(map(len, parts)) > limit:
+            self.overflows += sum(1 for p in parts if len(p) > limit)
+            return [LineTooLong(len(p)) if len(p) > limit else self._decode(p) for p in parts]
+        try:
+            # The common case: valid UTF-8 throughout, decoded in one call.
+            lines = body.decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            return [self._decode(p) for p in parts]
+        if b"\r" in body:
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        return lines
+
+    def _decode(self, line: bytes) -> str:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        return line.decode("utf-8", self.errors)
 
     @property
     def pending_bytes(self) -> int:

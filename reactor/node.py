@@ -64,7 +64,7 @@ class NodeOptions:
 class Observer(TypingProtocol):
     def peer_connected(self, info: PeerInfo) -> None: ...
     def peer_lost(self, info: PeerInfo, reason: str, detail: str) -> None: ...
-    def message_received(self, info: PeerInfo, text: str) -> None: ...
+    def messages_received(self, info: PeerInfo, texts: list[str]) -> None: ...
     def line_too_long(self, info: PeerInfo, nbytes: int, limit: int) -> None: ...
     def connect_failed(self, host: str, port: int, reason: str) -> None: ...
     def incoming_refused(self, address: str | None, count: int, limit: int) -> None: ...
@@ -414,7 +414,20 @@ class _Connection(Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_received = self.node._reactor.time()
-        for item in self.codec.feed(data):
+        overflows = self.codec.overflows
+        items = self.codec.feed(data)
+        if (self.state == OPEN and self.codec.overflows == overflows
+                and not (self.info.speaks_protocol and "\x01" in "".join(items))):
+            # The hot path: plain lines from an open connection, shown as a batch.
+            texts = items if all(items) else [text for text in items if text]
+            if texts:
+                self.node._observer.messages_received(self.info, texts)
+        else:
+            self._each_line(items)
+        self._maybe_arm_raw_flush()
+
+    def _each_line(self, items: list) -> None:
+        for item in items:
             if self.state == DONE:
                 return
             if isinstance(item, LineTooLong):
@@ -426,7 +439,6 @@ class _Connection(Protocol):
                 self._handshake_line(item)
             else:
                 self._line(item)
-        self._maybe_arm_raw_flush()
 
     def _line(self, line: str) -> None:
         if self.info.speaks_protocol and wire.is_control(line):
@@ -434,8 +446,8 @@ class _Connection(Protocol):
             if verb == wire.BYE:
                 self.close_reason = LEFT
             return  # PING proves life by arriving; unknown verbs are ignored
-        if line.strip():
-            self.node._observer.message_received(self.info, line)
+        if line:  # an empty line is not a message
+            self.node._observer.messages_received(self.info, [line])
 
     def _maybe_arm_raw_flush(self) -> None:
         if (self.state == OPEN and not self.info.speaks_protocol and self.timer is None
