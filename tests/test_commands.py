@@ -1,0 +1,274 @@
+"""The registry, every command and the queue, against a fake node and a recording console."""
+
+from dataclasses import dataclass
+
+import pytest
+
+from commands import CommandRunner, Console, Context, default_registry
+from commands.base import Command, CommandError
+from commands.registry import CommandRegistry
+
+
+@dataclass(frozen=True)
+class Peer:
+    id: int
+    host: str
+    port: int
+    direction: str = "outgoing"
+    speaks_protocol: bool = True
+
+
+class FakeNode:
+    port = 9090
+
+    def __init__(self):
+        self.table = {1: Peer(1, "10.0.0.2", 8080), 3: Peer(3, "10.0.0.3", 7070, "incoming",
+                                                               False)}
+        self.calls = []
+        self.pending = []        # done callbacks not called yet
+
+    def my_ip(self):
+        return "10.0.0.1"
+
+    def peers(self):
+        return list(self.table.values())
+
+    def peer(self, peer_id):
+        return self.table.get(peer_id)
+
+    def connect(self, host, port, done):
+        self.calls.append(("connect", host, port))
+        if host == "bad":
+            raise ValueError("unknown host")
+        self.pending.append(done)
+        return host
+
+    def terminate(self, peer_id):
+        self.calls.append(("terminate", peer_id))
+        return self.table.pop(peer_id)
+
+    def send(self, peer_id, text, done):
+        self.calls.append(("send", peer_id, text))
+        self.pending.append(done)
+
+
+class Harness:
+    def __init__(self):
+        self.written = []
+        self.console = Console(write=lambda fd, data: self.written.append((fd, bytes(data)))
+                               or len(data))
+        self.node = FakeNode()
+        self.registry = default_registry()
+        self.deferred = []
+        self.ended = 0
+        self.paused = self.resumed = 0
+        self.exits = 0
+        self.runner = CommandRunner(self.registry, self.deferred.append, self._end,
+                                    pause_input=self._pause, resume_input=self._resume)
+        self.runner.context = Context(node=self.node, console=self.console,
+                                      registry=self.registry, hold=self.runner.hold,
+                                      request_exit=self._exit)
+
+    def _end(self):
+        self.ended += 1
+
+    def _pause(self):
+        self.paused += 1
+
+    def _resume(self):
+        self.resumed += 1
+
+    def _exit(self):
+        self.exits += 1
+
+    def run(self, *lines):
+        self.runner.submit(list(lines))
+        self.turn()
+
+    def turn(self):
+        while self.deferred:
+            self.deferred.pop(0)()
+        self.console.flush()
+
+    def out(self):
+        return b"".join(d for fd, d in self.written if fd == 1).decode().splitlines()
+
+    def err(self):
+        return b"".join(d for fd, d in self.written if fd == 2).decode().splitlines()
+
+
+@pytest.fixture
+def h():
+    return Harness()
+
+
+def test_help_is_generated_from_the_registry(h):
+    h.run("help")
+    out = h.out()
+    assert out[0] == "commands:"
+    for command in h.registry:
+        assert any(line.startswith(f"  {command.synopsis} ") and line.endswith(command.summary)
+                   for line in out), command.name
+    assert out[-1] == 'type "help <command>" for more about one command'
+    h.run("help send")
+    assert "usage: send <id> <message>" in h.out()
+
+
+def test_info_commands(h):
+    h.run("myip", "  myport  ", "", "   ")
+    assert h.out() == ["IP address: 10.0.0.1", "listening port: 9090"]
+    assert h.err() == []
+
+
+def test_list(h):
+    h.run("list")
+    assert h.out() == ["id  IP address  port  connection",
+                       " 1  10.0.0.2    8080  you connected",
+                       " 3  10.0.0.3    7070  it connected, not chat.py"]
+    h.node.table.clear()
+    h.run("list")
+    assert h.out()[-1] == 'no connections; open one with "connect <ip> <port>"'
+
+
+@pytest.mark.parametrize("line,error", [
+    ("frobnicate", 'unknown command "frobnicate"; type "help" to see the commands'),
+    ("lsit", 'unknown command "lsit"; did you mean "list"? type "help" to see the commands'),
+    ("myport now", '"myport" takes no arguments; usage: myport'),
+    ("send", '"send" needs more arguments; usage: send <id> <message>'),
+    ("send 1", "empty message; usage: send <id> <message>"),
+    ("send one hi", '"one" is not a connection id; ids are the numbers that "list" shows'),
+    ("send -1 hi", '"-1" is not a connection id; ids are the numbers that "list" shows'),
+    ("send 2 hi", 'no connection with id 2; type "list" to see the connections'),
+    ("send 1 " + "a" * 101, "message is 101 characters long; the limit is 100 (nothing was sent)"),
+    ("send 1 esc\x1b[2J", r"messages cannot contain control characters (found \x1b); "
+                          "nothing was sent"),
+    ("send 1 \x01HELLO chat/1", r"messages cannot contain control characters (found \x01); "
+                                "nothing was sent"),
+    ("terminate", '"terminate" needs more arguments; usage: terminate <id>'),
+    ("terminate 1 2", '"terminate" takes at most 1 argument(s); usage: terminate <id>'),
+    ("terminate x", '"x" is not a connection id; ids are the numbers that "list" shows'),
+    ("connect 1.2.3.4", '"connect" needs more arguments; usage: connect <ip> <port>'),
+    ("connect 1.2.3.4 abc", '"abc" is not a port; a port is a number from 1 to 65535'),
+    ("connect 1.2.3.4 0", '"0" is not a port; a port is a number from 1 to 65535'),
+    ("connect 1.2.3.4 70000", '"70000" is not a port; a port is a number from 1 to 65535'),
+    ("connect bad 80", "cannot connect to bad:80: unknown host"),
+    ("help nothing", 'unknown command "nothing"; type "help" to see the commands'),
+])
+def test_mistakes_are_one_error_line(h, line, error):
+    h.run(line)
+    assert h.err() == [f"error: {error}"]
+    assert h.out() == []
+    assert all(call[0] == "connect" for call in h.node.calls)  # nothing was sent
+
+
+def test_send_counts_code_points_and_keeps_inner_spaces(h):
+    h.run("send 1 " + "é" * 100, "send 1 日本  語")
+    assert h.node.calls == [("send", 1, "é" * 100)]   # the second waits for the first
+    h.node.pending.pop(0)(True)
+    h.turn()
+    assert h.node.calls[-1] == ("send", 1, "日本  語")
+    h.node.pending.pop(0)(True)
+    h.turn()
+    assert h.out() == ["sent to peer 1 (10.0.0.2:8080): " + "é" * 100,
+                       "sent to peer 1 (10.0.0.2:8080): 日本  語"]
+
+
+def test_a_send_that_never_got_out_says_so(h):
+    h.run("send 1 hi", "myport")
+    h.node.pending.pop(0)(False)
+    h.turn()
+    assert h.err() == ["error: message to peer 1 was not sent: the connection closed first"]
+    assert h.out() == ["listening port: 9090"]
+
+
+def test_connect_holds_the_queue_until_done(h):
+    h.run("connect 10.0.0.9 7000", "myport", "list")
+    assert h.out() == ["connecting to 10.0.0.9:7000 ..."]
+    h.node.pending.pop(0)(True)
+    h.turn()
+    assert h.out()[1] == "listening port: 9090"
+
+
+def test_terminate(h):
+    h.run("terminate 3", "terminate 3")
+    assert h.out() == ["closed the connection to peer 3 (10.0.0.3:7070)"]
+    assert h.err() == ['error: no connection with id 3; type "list" to see the connections']
+
+
+def test_exit_and_end_of_input_run_after_what_is_queued(h):
+    h.run("connect 10.0.0.9 7000", "exit")
+    h.runner.end_of_input()
+    assert h.exits == 0 and h.ended == 0
+    h.node.pending.pop(0)(True)
+    h.turn()
+    assert h.exits == 1 and h.ended == 1
+
+
+def test_invalid_utf8_and_overlong_input_lines(h):
+    class TooLong:
+        nbytes = 5000
+    h.run("send 1 caf\udce9", TooLong(), "myport")
+    assert h.err() == ["error: input is not valid UTF-8 (byte 0xe9); the line was ignored",
+                       "error: input line too long (5000 bytes or more); it was ignored"]
+    assert h.out() == ["listening port: 9090"]
+
+
+def test_input_pauses_when_the_queue_is_long_and_resumes(h):
+    h.run("connect 10.0.0.9 7000")
+    h.runner.submit(["myport"] * 1500)
+    assert h.paused == 1 and h.resumed == 0
+    h.node.pending.pop(0)(True)
+    h.turn()
+    assert h.resumed == 1
+    assert h.out().count("listening port: 9090") == 1500
+
+
+def test_a_crashing_command_does_not_wedge_the_queue(h):
+    class Broken(Command):
+        name = "broken"
+
+        def run(self, ctx, args):
+            ctx.hold()
+            raise RuntimeError("boom")
+
+    h.registry.add(Broken())
+    h.run("broken", "myport")
+    assert h.err() == ["error: internal error while running 'broken': RuntimeError: boom"]
+    assert h.out() == ["listening port: 9090"]
+
+
+def test_registry_refuses_duplicates_and_keeps_order():
+    registry = CommandRegistry()
+
+    class A(Command):
+        name = "a"
+    registry.add(A())
+    with pytest.raises(ValueError):
+        registry.add(A())
+    assert registry.names() == ["a"]
+    with pytest.raises(CommandError):
+        registry.split("b")
+    assert default_registry().names() == ["help", "myip", "myport", "connect", "list",
+                                          "terminate", "send", "exit"]
+
+
+def test_console_stops_writing_when_stdout_is_gone():
+    import errno
+    closed = []
+
+    def write(fd, data):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+    console = Console(write=write, on_output_closed=lambda: closed.append(1))
+    console.info("one")
+    console.flush()
+    console.info("two")
+    console.flush()
+    assert closed == [1] and console.output_closed
+
+
+def test_console_escapes_what_the_stream_cannot_encode():
+    written = []
+    console = Console(write=lambda fd, d: written.append(bytes(d)) or len(d), encoding="ascii")
+    console.info("café 日本")
+    console.flush()
+    assert written == [b"caf\\xe9 \\u65e5\\u672c\n"]

@@ -1,0 +1,184 @@
+"""The reactor and its timers, on socketpairs and a hand-driven clock."""
+
+import os
+import select
+import signal
+import socket
+import time
+
+import pytest
+
+from reactor.loop import EVENT_READ, EVENT_WRITE, Reactor
+from reactor.timers import TimerQueue
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+class Recorder:
+    closed = False
+
+    def __init__(self, sock, log, name, fail=False):
+        self.sock, self.log, self.name, self.fail = sock, log, name, fail
+
+    def on_readable(self):
+        self.log.append((self.name, "read", self.sock.recv(100)))
+        if self.fail:
+            raise ValueError("handler bug")
+
+    def on_writable(self):
+        self.log.append((self.name, "write"))
+
+    def abort(self, exc):
+        self.log.append((self.name, "abort", str(exc)))
+
+
+def run_until(reactor, condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        reactor.call_later(0.01, lambda: None)   # never sleep in select() forever
+        reactor.run_once()
+
+
+def test_timers_fire_in_order_with_ties_in_insertion_order():
+    clock = Clock()
+    q = TimerQueue(clock)
+    fired = []
+    q.call_later(2, fired.append, "b")
+    q.call_later(1, fired.append, "a1")
+    q.call_later(1, fired.append, "a2")
+    cancelled = q.call_later(1.5, fired.append, "never")
+    cancelled.cancel()
+    assert q.maybe_next_delay() == 1
+    clock.now += 1.5
+    for t in q.pop_due():
+        t.callback(*t.args)
+    assert fired == ["a1", "a2"]
+    assert q.maybe_next_delay() == 0.5
+    clock.now += 1
+    for t in q.pop_due():
+        t.callback(*t.args)
+    assert fired == ["a1", "a2", "b"] and q.maybe_next_delay() is None
+
+
+def test_many_cancelled_timers_are_compacted():
+    q = TimerQueue(Clock())
+    handles = [q.call_later(10 + i, print) for i in range(1000)]
+    for h in handles[:-1]:
+        h.cancel()
+    q.maybe_next_delay()
+    assert len(q._heap) < 100 and len(q) == 1
+
+
+def test_read_and_write_events_are_dispatched_and_interest_is_respected():
+    reactor = Reactor()
+    a, b = socket.socketpair()
+    log = []
+    handler = Recorder(a, log, "a")
+    reactor.set_handler(a.fileno(), handler, EVENT_READ)
+    b.send(b"hi")
+    run_until(reactor, lambda: log)
+    assert log == [("a", "read", b"hi")]
+    reactor.set_handler(a.fileno(), handler, EVENT_READ | EVENT_WRITE)
+    assert reactor.selector.get_key(a.fileno()).events == EVENT_READ | EVENT_WRITE
+    run_until(reactor, lambda: ("a", "write") in log)
+    reactor.set_handler(a.fileno(), handler, 0)
+    assert reactor.selector.get_map().get(a.fileno()) is None
+    reactor.close()
+    a.close()
+    b.close()
+
+
+def test_a_failing_handler_is_reported_and_aborted_alone():
+    errors = []
+    reactor = Reactor(report_error=errors.append)
+    pairs = [socket.socketpair() for _ in range(2)]
+    log = []
+    bad = Recorder(pairs[0][0], log, "bad", fail=True)
+    good = Recorder(pairs[1][0], log, "good")
+    reactor.set_handler(pairs[0][0].fileno(), bad, EVENT_READ)
+    reactor.set_handler(pairs[1][0].fileno(), good, EVENT_READ)
+    pairs[0][1].send(b"x")
+    pairs[1][1].send(b"y")
+    run_until(reactor, lambda: ("good", "read", b"y") in log and ("bad", "abort", "handler bug")
+              in log)
+    assert errors == ["internal error in Recorder: ValueError: handler bug"]
+    reactor.close()
+    for p in pairs:
+        p[0].close()
+        p[1].close()
+
+
+def test_a_key_unregistered_earlier_in_the_batch_is_skipped():
+    reactor = Reactor()
+    (a1, a2), (b1, b2) = socket.socketpair(), socket.socketpair()
+    log = []
+
+    class Closer(Recorder):
+        def on_readable(self):
+            log.append(self.name)
+            for sock in (a1, b1):
+                reactor.remove_handler(sock.fileno())
+
+    reactor.set_handler(a1.fileno(), Closer(a1, log, "a"), EVENT_READ)
+    reactor.set_handler(b1.fileno(), Closer(b1, log, "b"), EVENT_READ)
+    a2.send(b"x")
+    b2.send(b"y")
+    deadline = time.monotonic() + 5
+    while len(select.select([a1, b1], [], [], 0.1)[0]) < 2:  # both readable, for sure
+        assert time.monotonic() < deadline
+    reactor.run_once()
+    assert len(log) == 1   # whichever ran first removed the other: it must not run
+    reactor.close()
+    for s in (a1, a2, b1, b2):
+        s.close()
+
+
+def test_call_soon_chains_wait_for_the_next_turn_and_hooks_run_after_each_turn():
+    reactor = Reactor()
+    log = []
+
+    def first():
+        log.append("first")
+        reactor.call_soon(lambda: log.append("second"))
+
+    reactor.call_soon(first)
+    reactor.add_after_turn(lambda: log.append("hook"))
+    reactor.run_once()
+    assert log == ["first", "hook"]
+    reactor.run_once()
+    assert log == ["first", "hook", "second", "hook"]
+    reactor.close()
+
+
+def test_call_later_runs_on_the_injected_clock_and_stop_ends_run():
+    clock = Clock()
+    reactor = Reactor(clock=clock)
+    reactor.call_later(5, reactor.stop)
+    reactor.call_later(1, lambda: setattr(clock, "now", clock.now + 10))
+    clock.now += 1
+    reactor.run()   # returns only because the second timer moved time past the first
+    reactor.close()
+
+
+def test_a_signal_wakes_a_select_that_would_sleep_forever():
+    reactor = Reactor()
+    got = []
+    old = signal.getsignal(signal.SIGUSR1)
+    try:
+        reactor.add_signal_handler(signal.SIGUSR1, got.append)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        started = time.monotonic()
+        while not got:
+            reactor.run_once()     # no timers: select(None) would block without the wakeup fd
+            assert time.monotonic() - started < 5
+        assert got == [signal.SIGUSR1]
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+        reactor.close()

@@ -1,0 +1,241 @@
+"""StreamTransport, Connector and Listener on real sockets."""
+
+import errno
+import socket
+import time
+
+from helpers import BlackHole, free_port
+from reactor.listener import ACCEPT_BATCH, Listener
+from reactor.loop import EVENT_READ, EVENT_WRITE, Reactor
+from reactor.protocol import Protocol
+from reactor.transport import Connector, StreamTransport
+
+
+class Recording(Protocol):
+    def __init__(self):
+        self.data = bytearray()
+        self.events = []
+
+    def data_received(self, data):
+        self.data += data
+
+    def eof_received(self):
+        self.events.append("eof")
+
+    def connection_lost(self, exc):
+        self.events.append(("lost", type(exc).__name__ if exc else None))
+
+    def pause_writing(self):
+        self.events.append("pause")
+
+    def resume_writing(self):
+        self.events.append("resume")
+
+
+def run_until(reactor, condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        reactor.call_later(0.01, lambda: None)   # never sleep in select() forever
+        reactor.run_once()
+
+
+def tcp_pair():
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        client = socket.create_connection(srv.getsockname())
+        server, _ = srv.accept()
+    return client, server
+
+
+def test_partial_writes_are_buffered_with_write_interest_until_drained():
+    reactor = Reactor()
+    ours, theirs = tcp_pair()
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    proto = Recording()
+    t = StreamTransport(reactor, ours, proto)
+    fd = ours.fileno()
+    payload = bytes(range(256)) * 40000            # 10 MB: more than the kernel takes
+    t.write(payload)
+    assert t.get_write_buffer_size() > 0
+    assert reactor.selector.get_key(fd).events == EVENT_READ | EVENT_WRITE
+    assert proto.events == ["pause"]
+    received = bytearray()
+    theirs.setblocking(False)
+
+    def drain():
+        try:
+            while True:
+                chunk = theirs.recv(1 << 20)
+                if not chunk:
+                    break
+                received.extend(chunk)
+        except BlockingIOError:
+            pass
+        return len(received) == len(payload)
+
+    run_until(reactor, drain)
+    assert bytes(received) == payload
+    assert t.get_write_buffer_size() == 0
+    assert reactor.selector.get_key(fd).events == EVENT_READ
+    assert proto.events == ["pause", "resume"]
+    t.close()
+    t.close()                                       # idempotent
+    assert proto.events[-1] != ("lost", None)       # deferred, not called inline
+    reactor.run_once()
+    assert proto.events.count(("lost", None)) == 1
+    theirs.close()
+    reactor.close()
+
+
+def test_close_after_flush_delivers_everything_then_eof():
+    reactor = Reactor()
+    ours, theirs = tcp_pair()
+    proto = Recording()
+    t = StreamTransport(reactor, ours, proto)
+    t.write(b"x" * 5_000_000)
+    t.close()
+    t.write(b"ignored after close")
+    got = bytearray()
+    theirs.setblocking(False)
+
+    def read_all():
+        try:
+            chunk = theirs.recv(1 << 20)
+        except BlockingIOError:
+            return False
+        if chunk == b"":
+            return True
+        got.extend(chunk)
+        return False
+
+    run_until(reactor, read_all)
+    assert bytes(got) == b"x" * 5_000_000
+    run_until(reactor, lambda: ("lost", None) in proto.events)
+    theirs.close()
+    reactor.close()
+
+
+def test_abort_drops_the_buffer_and_eof_and_reset_are_reported():
+    reactor = Reactor()
+    ours, theirs = tcp_pair()
+    proto = Recording()
+    t = StreamTransport(reactor, ours, proto)
+    theirs.sendall(b"hello")
+    theirs.shutdown(socket.SHUT_WR)
+    run_until(reactor, lambda: ("lost", None) in proto.events)
+    assert proto.data == b"hello" and proto.events[0] == "eof"
+    theirs.close()
+
+    ours, theirs = tcp_pair()
+    proto = Recording()
+    t = StreamTransport(reactor, ours, proto)
+    theirs.sendall(b"unread")
+    import struct
+    t.write(b"data the peer never reads\n")
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    theirs.close()                                   # RST
+    run_until(reactor, lambda: any(e[0] == "lost" for e in proto.events if
+                                   isinstance(e, tuple)))
+    lost = [e for e in proto.events if isinstance(e, tuple)]
+    assert lost in ([("lost", "ConnectionResetError")], [("lost", None)])
+    reactor.close()
+
+
+def test_connector_success_refused_timeout_and_cancel():
+    reactor = Reactor()
+    results = []
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        Connector(reactor, srv.getsockname(), 5, lambda s: results.append(("ok", s)),
+                  lambda e: results.append(("fail", e)))
+        run_until(reactor, lambda: results)
+        assert results[0][0] == "ok"
+        results[0][1].close()
+    results.clear()
+    Connector(reactor, ("127.0.0.1", free_port()), 5, lambda s: results.append(("ok", s)),
+              lambda e: results.append(("fail", e)))
+    assert results == []                      # never from inside __init__
+    run_until(reactor, lambda: results)
+    assert results[0][0] == "fail" and results[0][1].errno == errno.ECONNREFUSED
+    hole = BlackHole()
+    try:
+        results.clear()
+        started = time.monotonic()
+        Connector(reactor, ("127.0.0.1", hole.port), 0.3, lambda s: results.append(("ok", s)),
+                  lambda e: results.append(("fail", e)))
+        run_until(reactor, lambda: results)
+        assert results[0][0] == "fail" and isinstance(results[0][1], TimeoutError)
+        assert time.monotonic() - started >= 0.25
+        results.clear()
+        c = Connector(reactor, ("127.0.0.1", hole.port), 0.3,
+                      lambda s: results.append(("ok", s)), lambda e: results.append(("fail", e)))
+        c.cancel()
+        assert c.closed and not reactor.selector.get_map()
+    finally:
+        hole.close()
+    reactor.close()
+
+
+def test_listener_accepts_a_batch_per_event():
+    reactor = Reactor()
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(256)
+    srv.setblocking(False)
+    accepted = []
+    Listener(reactor, srv, lambda s, a: accepted.append(s), lambda e, r: None)
+    clients = [socket.create_connection(srv.getsockname()) for _ in range(ACCEPT_BATCH + 10)]
+    reactor.run_once()
+    assert len(accepted) == ACCEPT_BATCH
+    run_until(reactor, lambda: len(accepted) == len(clients))
+    for s in accepted + clients:
+        s.close()
+    srv.close()
+    reactor.close()
+
+
+def test_listener_backs_off_on_emfile():
+    class Clock:
+        now = 0.0
+
+        def __call__(self):
+            return self.now
+
+    clock = Clock()
+    reactor = Reactor(clock=clock)
+
+    class Starved:
+        def __init__(self, real):
+            self.real = real
+
+        def fileno(self):
+            return self.real.fileno()
+
+        def accept(self):
+            raise OSError(errno.EMFILE, "Too many open files")
+
+        def getsockname(self):
+            return self.real.getsockname()
+
+        def close(self):
+            self.real.close()
+
+    real = socket.socket()
+    real.bind(("127.0.0.1", 0))
+    real.listen(5)
+    starved = []
+    Listener(reactor, Starved(real), lambda s, a: None,
+             lambda e, r: starved.append((e.errno, r)))
+    client = socket.create_connection(real.getsockname())
+    run_until(reactor, lambda: starved)
+    assert starved == [(errno.EMFILE, 1.0)]
+    assert reactor.selector.get_map().get(real.fileno()) is None   # not watched: no spin
+    clock.now += 1.0
+    reactor.run_once()
+    assert reactor.selector.get_map().get(real.fileno()) is not None
+    client.close()
+    real.close()
+    reactor.close()
