@@ -74,6 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(default: 30)")
     parser.add_argument("--max-peers", type=_count, default=100, metavar="N",
                         help="refuse connections beyond N at once (default: 100)")
+    parser.add_argument("--no-color", action="store_true",
+                        help="no colours at a terminal (NO_COLOR=1 and TERM=dumb do the same)")
     parser.add_argument("--stay", action="store_true",
                         help="keep running after the end of input, until Ctrl-C or SIGTERM "
                              "(for a peer started in the background)")
@@ -126,8 +128,11 @@ def _listen_error(exc: OSError, host: str, port: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from commands import CommandRunner, Console, Context, default_registry
+    from commands.completion import make_completer
     from reactor import LineCodec, Node, NodeOptions, Reactor, StdinReader, choose_selector
+    from reactor.lineedit import LineEditor
     from reactor.netutil import resolve_ipv4
+    from reactor.terminal import Screen, Terminal
 
     try:
         host = resolve_ipv4(args.host)
@@ -137,7 +142,10 @@ def run(args: argparse.Namespace) -> int:
     selector, stdin_pollable = choose_selector(0)
     reactor = Reactor(selector)
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    console = Console(encoding=encoding)
+    interactive = os.isatty(0) and os.isatty(1)
+    color = (interactive and not args.no_color and not os.environ.get("NO_COLOR")
+             and os.environ.get("TERM") != "dumb")
+    console = Console(encoding=encoding, color=color)
     reactor.add_after_turn(console.flush)
     options = NodeOptions(connect_timeout_s=args.connect_timeout, heartbeat_s=args.heartbeat,
                           send_timeout_s=args.send_timeout, max_peers=args.max_peers)
@@ -173,11 +181,35 @@ def run(args: argparse.Namespace) -> int:
         else:
             shutdown(EXIT_OK)
 
-    stdin_codec = LineCodec(errors="surrogateescape")
-    stdin = StdinReader(reactor, 0, stdin_pollable,
-                        on_data=lambda data: runner.submit(stdin_codec.feed(data)),
-                        on_eof=lambda: runner.submit(_final_line(stdin_codec)) or
-                        runner.end_of_input())
+    terminal = screen = None
+    if interactive:
+        # At a terminal we own the input line, so messages never land inside it.
+        editor = LineEditor(make_completer(registry, node))
+        screen = Screen(editor, console.write_raw)
+        console.screen = screen
+
+        def on_keys(data: bytes) -> None:
+            for event in editor.feed(data):
+                if event[0] == "line":
+                    console.flush()
+                    screen.commit_line(event[1])
+                    runner.submit([event[1]])
+                elif event[0] == "eof":
+                    runner.end_of_input()
+                elif event[0] == "interrupt":
+                    shutdown(EXIT_SIGINT)
+                elif event[0] == "choices":
+                    console.info("  ".join(event[1]))
+            screen.refresh()
+
+        on_data = on_keys
+        on_eof = lambda: runner.end_of_input()  # noqa: E731
+        reactor.add_signal_handler(signal.SIGWINCH, lambda _: screen.refresh())
+    else:
+        stdin_codec = LineCodec(errors="surrogateescape")
+        on_data = lambda data: runner.submit(stdin_codec.feed(data))  # noqa: E731
+        on_eof = lambda: runner.submit(_final_line(stdin_codec)) or runner.end_of_input()  # noqa
+    stdin = StdinReader(reactor, 0, stdin_pollable, on_data=on_data, on_eof=on_eof)
     runner = CommandRunner(registry, reactor.call_soon, end_of_input,
                            pause_input=stdin.pause_reading, resume_input=stdin.resume_reading)
     runner.context = Context(node=node, console=console, registry=registry, hold=runner.hold,
@@ -186,9 +218,16 @@ def run(args: argparse.Namespace) -> int:
     reactor.add_signal_handler(signal.SIGINT, lambda _: shutdown(EXIT_SIGINT))
     reactor.add_signal_handler(signal.SIGTERM, lambda _: shutdown(EXIT_SIGTERM))
     try:
+        if interactive:
+            terminal = Terminal(0)
+            terminal.enter()
         reactor.run()
     finally:
         console.flush()
+        if screen is not None:
+            screen.close()
+        if terminal is not None:
+            terminal.restore()
         reactor.close()
     return outcome["status"]
 

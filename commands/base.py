@@ -58,6 +58,7 @@ class Command:
     min_args: int = 0
     max_args: int = 0
     rest_of_line: bool = False   # the last argument takes the rest of the line as typed
+    completes_ids: bool = False  # Tab after the name offers the live connection ids
 
     @property
     def synopsis(self) -> str:

@@ -37,6 +37,7 @@ class Terminate(Command):
     name = "terminate"
     usage = "<id>"
     summary = "close the connection with id <id> (see list)"
+    completes_ids = True
     min_args = max_args = 1
 
     def run(self, ctx: Context, args: list[str]) -> None:

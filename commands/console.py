@@ -25,6 +25,8 @@ from typing import Callable, Iterable
 from .text import MAX_SHOWN_CHARS, all_safe, sanitize, shorten
 
 STDOUT, STDERR = 1, 2
+# SGR colours for our own labels.
+MESSAGE, SENT, EVENT, ERROR = "1;36", "32", "33", "1;31"
 
 
 def _peer(info) -> str:
@@ -34,9 +36,11 @@ def _peer(info) -> str:
 class Console:
     def __init__(self, write: Callable[[int, bytes], int] = os.write,
                  encoding: str = "utf-8",
-                 on_output_closed: Callable[[], None] | None = None) -> None:
+                 on_output_closed: Callable[[], None] | None = None,
+                 color: bool = False) -> None:
         self._write = write
         self._encoding = encoding
+        self.color = color
         self._pending: list[tuple[int, str]] = []
         self.on_output_closed = on_output_closed
         self.output_closed = False
@@ -52,7 +56,15 @@ class Console:
 
     def error(self, text: str) -> None:
         """One line saying what went wrong and what to do instead (stderr)."""
-        self._pending.append((STDERR, f"error: {text}"))
+        self._pending.append((STDERR, f"{self._style('error:', ERROR)} {text}"))
+
+    def _style(self, label: str, sgr: str) -> str:
+        """Colour one of our own labels (never peer text) when colour is on."""
+        return f"\x1b[{sgr}m{label}\x1b[0m" if self.color else label
+
+    def write_raw(self, text: str) -> None:
+        """Terminal control from the screen (prompt drawing), written at once."""
+        self._emit(STDOUT, [text], newline=False)
 
     def lines(self, lines: Iterable[str]) -> None:
         for line in lines:
@@ -76,10 +88,11 @@ class Console:
         if screen is not None:
             screen.after_output()
 
-    def _emit(self, fd: int, texts: list[str]) -> None:
+    def _emit(self, fd: int, texts: list[str], newline: bool = True) -> None:
         if fd == STDOUT and self.output_closed:
             return
-        data = ("\n".join(texts) + "\n").encode(self._encoding, "backslashreplace")
+        data = ("\n".join(texts) + ("\n" if newline else "")).encode(self._encoding,
+                                                                    "backslashreplace")
         view = memoryview(data)
         try:
             while view:
@@ -103,6 +116,10 @@ class Console:
     def listening(self, host: str, port: int) -> None:
         self.info(f'listening on {host}:{port}; type "help" for commands')
 
+    def event(self, text: str) -> None:
+        """A change in who we are connected to."""
+        self.info(self._style(text, EVENT))
+
     def peer_connected(self, info) -> None:
         if info.direction == "outgoing":
             text = f"connected to {_peer(info)}"
@@ -112,24 +129,24 @@ class Console:
             text = f"{_peer(info)} connected to you"
             if not info.speaks_protocol:
                 text += " (a plain TCP client, not chat.py; the port is its own)"
-        self.info(text)
+        self.event(text)
 
     def peer_lost(self, info, reason: str, detail: str) -> None:
         peer = _peer(info)
         if reason == "closed":
-            self.info(f"{peer} closed the connection")
+            self.event(f"{peer} closed the connection")
         elif reason == "left":
-            self.info(f"{peer} left")
+            self.event(f"{peer} left")
         elif reason == "timed out":
-            self.info(f"dropped {peer}: it stopped answering ({detail})")
+            self.event(f"dropped {peer}: it stopped answering ({detail})")
         elif reason == "stalled":
-            self.info(f"dropped {peer}: it stopped reading ({detail})")
+            self.event(f"dropped {peer}: it stopped reading ({detail})")
         else:
-            self.info(f"lost the connection to {peer}: {detail or reason}")
+            self.event(f"lost the connection to {peer}: {detail or reason}")
 
     def messages_received(self, info, texts: list[str]) -> None:
         """Lines from one peer; the hot path of the program, so done in bulk."""
-        prefix = f"message from {_peer(info)}: "
+        prefix = self._style(f"message from {_peer(info)}:", MESSAGE) + " "
         if all_safe(texts) and max(map(len, texts)) <= MAX_SHOWN_CHARS:
             self._pending.append((STDOUT, prefix + ("\n" + prefix).join(texts)))
             return
@@ -157,10 +174,10 @@ class Console:
     # -- words for command results ---------------------------------------------------------
 
     def sent(self, info, text: str) -> None:
-        self.info(f"sent to {_peer(info)}: {text}")
+        self.info(f"{self._style(f'sent to {_peer(info)}:', SENT)} {text}")
 
     def terminated(self, info) -> None:
-        self.info(f"closed the connection to {_peer(info)}")
+        self.event(f"closed the connection to {_peer(info)}")
 
     def peer_table(self, peers: list) -> None:
         if not peers:

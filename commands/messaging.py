@@ -13,6 +13,7 @@ class Send(Command):
     details = ("The message is the rest of the line, spaces inside it kept.\n"
                "Characters are counted as Unicode code points: é and 日 count one each.\n"
                "If that peer is slow to read, this waits until it catches up.")
+    completes_ids = True
     min_args = 1
     max_args = 2
     rest_of_line = True

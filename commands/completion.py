@@ -1,0 +1,22 @@
+"""Tab completion for the interactive line editor: command names, then live ids."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .base import NodeAPI
+
+
+def make_completer(registry, node: NodeAPI) -> Callable[[str], list[str]]:
+    """A function from the text before the cursor to the words that could come next."""
+
+    def complete(before: str) -> list[str]:
+        words = before.split(" ")
+        if len(words) == 1:
+            return [name for name in registry.names() if name.startswith(words[0])]
+        command = registry.get(words[0].lower())
+        if len(words) == 2 and command is not None and command.completes_ids:
+            return [str(p.id) for p in node.peers() if str(p.id).startswith(words[1])]
+        return []
+
+    return complete
