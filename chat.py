@@ -221,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
         if interactive:
             terminal = Terminal(0)
             terminal.enter()
+        console.flush()   # say where we listen now, not after the loop's first sleep
         reactor.run()
     finally:
         console.flush()

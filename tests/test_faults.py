@@ -157,6 +157,7 @@ def test_slow_reader_gets_all_50000_messages_in_order_with_bounded_memory(chat, 
         conn, _ = srv.accept()
         with conn:
             # Not reading: chat.py must hold its script, not buffer it in memory.
+            a.wait_for(r"connected to peer 1 ", timeout=15)
             b = chat("0", *LOCAL)
             b.type(f"connect 127.0.0.1 {a.port}")
             a.wait_for(r"peer 2 \(", timeout=15)

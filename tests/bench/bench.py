@@ -1,0 +1,530 @@
+#!/usr/bin/env python3
+"""Benchmarks: chat.py against reference receivers, side by side in one run.
+
+    python3 tests/bench/bench.py            # the full suite (a few minutes)
+    python3 tests/bench/bench.py --quick    # small sizes, one round
+    python3 tests/bench/bench.py --scenarios fanin,latency --impls chat,floor --json out.json
+
+Every scenario runs each implementation in turn, round after round (A B C A B C ...),
+so a noisy neighbour hurts all of them alike; the table gives medians and the ratio to
+the baseline (the minimal selectors loop, "floor"). Only 127.0.0.1 is used, and every
+process started is stopped by pid.
+
+Scenarios:
+  fanin    P sockets each send L lines of 100 characters with unique tokens; time until
+           every token is on the receiver's stdout (a file); messages/s, receiver CPU per
+           message, peak RSS, and integrity (lost, merged, split, duplicated, reordered).
+  latency  sequential round trips, inbound (socket -> stdout) and outbound (send on stdin
+           -> socket), p50/p99, and pairs of quick lines that expose Nagle/delayed-ACK
+           stalls (round trips >= 20 ms are counted).
+  scale    N idle peers connected: RSS per connection, time to accept them, inbound
+           latency with them present.
+  burst    M sends piped into stdin while the target peer reads nothing for a second:
+           all must arrive in order; peak RSS; a second peer's messages' latency meanwhile.
+  startup  time from exec to the listening line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import select
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+PY = sys.executable
+IMPLS = {
+    "chat": [PY, str(ROOT / "chat.py"), "0", "--host", "127.0.0.1", "--stay",
+             "--max-peers", "20000"],
+    "floor": [PY, str(HERE / "refs" / "floor.py"), "0"],
+    "asyncio": [PY, str(HERE / "refs" / "asyncio_streams.py"), "0"],
+    "threads": [PY, str(HERE / "refs" / "threaded.py"), "0"],
+}
+BASELINE = "floor"
+LISTENING = re.compile(rb"listening on 127\.0\.0\.1:(\d+)")
+TOKEN = re.compile(rb"p(\d{3})-(\d{6}) (x*)")
+
+
+# -- processes --------------------------------------------------------------------------------
+
+def proc_kib(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Receiver:
+    """One implementation under test, listening on a free loopback port."""
+
+    def __init__(self, impl: str, stdout_path: str | None = None) -> None:
+        self.started = time.perf_counter()
+        self.out_file = open(stdout_path, "wb") if stdout_path else None
+        self.proc = subprocess.Popen(IMPLS[impl], stdin=subprocess.PIPE,
+                                     stdout=self.out_file or subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        self.pid = self.proc.pid
+        self.buf = bytearray()
+        deadline = time.monotonic() + 15
+        while True:
+            if stdout_path:
+                with open(stdout_path, "rb") as f:
+                    m = LISTENING.search(f.read(4096))
+            else:
+                self.pump(0.01)
+                m = LISTENING.search(self.buf)
+            if m:
+                break
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"{impl} did not start")
+            if stdout_path:
+                time.sleep(0.005)
+        self.listening_after = time.perf_counter() - self.started
+        self.port = int(m.group(1))
+        if not stdout_path:
+            os.set_blocking(self.proc.stdout.fileno(), False)
+
+    def pump(self, timeout: float) -> None:
+        fd = self.proc.stdout.fileno()
+        if select.select([fd], [], [], timeout)[0]:
+            try:
+                while True:
+                    data = os.read(fd, 1 << 20)
+                    if not data:
+                        break
+                    self.buf += data
+                    if len(data) < 1 << 20:
+                        break
+            except BlockingIOError:
+                pass
+
+    def wait_output(self, needle: bytes, start: int, timeout: float = 10.0) -> int:
+        deadline = time.monotonic() + timeout
+        while True:
+            i = self.buf.find(needle, start)
+            if i >= 0:
+                return i + len(needle)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {needle!r} from the receiver")
+            self.pump(0.05)
+
+    def send_stdin(self, data: bytes) -> None:
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        for f in (self.proc.stdin, self.proc.stdout, self.out_file):
+            if f:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def connect(port: int) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def read_line(sock: socket.socket, buf: bytearray, timeout: float = 10.0) -> bytes:
+    deadline = time.monotonic() + timeout
+    while True:
+        i = buf.find(b"\n")
+        if i >= 0:
+            line = bytes(buf[:i])
+            del buf[:i + 1]
+            return line
+        sock.settimeout(max(0.001, deadline - time.monotonic()))
+        data = sock.recv(1 << 20)
+        if not data:
+            raise ConnectionError("closed")
+        buf += data
+
+
+def establish(rx: Receiver, socks: list[socket.socket]) -> None:
+    """Make each socket a known peer (ids 1, 2, ... in this order)."""
+    for i, s in enumerate(socks):
+        s.sendall(b"hello-%d\n" % i)
+        rx.wait_output(b"hello-%d" % i, 0)
+
+
+# -- scenarios --------------------------------------------------------------------------------
+
+def fanin(impl: str, cfg) -> dict:
+    peers, lines = cfg.fanin_peers, cfg.fanin_lines
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "out")
+        rx = Receiver(impl, path)
+        try:
+            socks = [connect(rx.port) for _ in range(peers)]
+            payloads = []
+            for i in range(peers):
+                payloads.append(b"".join(b"p%03d-%06d " % (i, j) + b"x" * 89 + b"\n"
+                                         for j in range(lines)))
+            cpu0 = cpu_s(rx.pid)
+            t0 = time.perf_counter()
+            senders = [threading.Thread(target=s.sendall, args=(p,)) for s, p in
+                       zip(socks, payloads)]
+            for t in senders:
+                t.start()
+            seen, offset, last = 0, 0, b""
+            deadline = time.monotonic() + cfg.timeout
+            with open(path, "rb") as f:
+                while seen < peers * lines and time.monotonic() < deadline:
+                    f.seek(offset)
+                    data = f.read()
+                    if not data:
+                        time.sleep(0.002)   # polling a file: nothing to wait on
+                        continue
+                    offset += len(data)
+                    seen += data.count(b"x\n") + (last == b"x" and data[:1] == b"\n")
+                    last = data[-1:]
+            elapsed = time.perf_counter() - t0
+            cpu = cpu_s(rx.pid) - cpu0
+            hwm = proc_kib(rx.pid, "VmHWM")
+            for t in senders:
+                t.join(timeout=30)
+            for s in socks:
+                s.close()
+        finally:
+            rx.stop()
+        integrity = check_integrity(Path(path).read_bytes(), peers, lines)
+    total = peers * lines
+    return {"msgs_per_s": total / elapsed, "cpu_us_per_msg": cpu / total * 1e6,
+            "peak_rss_mib": hwm / 1024, **integrity}
+
+
+def check_integrity(data: bytes, peers: int, lines: int) -> dict:
+    last = [-1] * peers
+    seen = [bytearray(lines) for _ in range(peers)]
+    merged = split = duplicated = reordered = 0
+    for line in data.split(b"\n"):
+        tokens = TOKEN.findall(line)
+        if len(tokens) > 1:
+            merged += 1
+        for peer, seq, pad in tokens:
+            p, j = int(peer), int(seq)
+            if len(pad) != 89 or not line.endswith(pad):
+                split += 1
+            if seen[p][j]:
+                duplicated += 1
+            seen[p][j] = 1
+            if j < last[p]:
+                reordered += 1
+            last[p] = max(last[p], j)
+    lost = sum(lines - sum(s) for s in seen)
+    return {"lost": lost, "merged": merged, "split": split, "duplicated": duplicated,
+            "reordered": reordered}
+
+
+def latency(impl: str, cfg) -> dict:
+    rx = Receiver(impl)
+    try:
+        sock = connect(rx.port)
+        establish(rx, [sock])
+        buf = bytearray()
+        inbound, outbound, pair_in, pair_out = [], [], [], []
+        pos = len(rx.buf)
+        for i in range(cfg.latency_rounds):
+            t = time.perf_counter()
+            sock.send(b"in-%06d\n" % i)
+            pos = rx.wait_output(b"in-%06d" % i, pos)
+            inbound.append(time.perf_counter() - t)
+
+            t = time.perf_counter()
+            rx.send_stdin(b"send 1 out-%06d\n" % i)
+            assert read_line(sock, buf) == b"out-%06d" % i
+            outbound.append(time.perf_counter() - t)
+
+            t = time.perf_counter()
+            sock.send(b"qa-%06d\n" % i)
+            sock.send(b"qb-%06d\n" % i)
+            pos = rx.wait_output(b"qb-%06d" % i, pos)
+            pair_in.append(time.perf_counter() - t)
+
+            t = time.perf_counter()
+            rx.send_stdin(b"send 1 qc-%06d\nsend 1 qd-%06d\n" % (i, i))
+            assert read_line(sock, buf) == b"qc-%06d" % i
+            assert read_line(sock, buf) == b"qd-%06d" % i
+            pair_out.append(time.perf_counter() - t)
+            rx.pump(0)
+        sock.close()
+    finally:
+        rx.stop()
+    us = 1e6
+    return {"in_p50_us": pct(inbound, .5) * us, "in_p99_us": pct(inbound, .99) * us,
+            "out_p50_us": pct(outbound, .5) * us, "out_p99_us": pct(outbound, .99) * us,
+            "stalls_20ms": sum(1 for v in inbound + outbound + pair_in + pair_out
+                               if v >= 0.020)}
+
+
+def scale(impl: str, cfg) -> dict:
+    result = {}
+    for n in cfg.scale_sizes:
+        rx = Receiver(impl)
+        socks = []
+        try:
+            rss0 = proc_kib(rx.pid, "VmRSS")
+            t0 = time.perf_counter()
+            for i in range(n):
+                s = socket.create_connection(("127.0.0.1", rx.port))
+                s.sendall(b"idle-%06d\n" % i)
+                socks.append(s)
+                if i % 100 == 99:
+                    rx.pump(0)
+            rx.wait_output(b"idle-%06d" % (n - 1), 0, timeout=cfg.timeout)
+            # every peer has spoken once: count them all
+            deadline = time.monotonic() + cfg.timeout
+            while rx.buf.count(b"idle-") < n and time.monotonic() < deadline:
+                rx.pump(0.05)
+            accept_s = time.perf_counter() - t0
+            rss1 = proc_kib(rx.pid, "VmRSS")
+            probe = socks[0]
+            lat = []
+            pos = len(rx.buf)
+            for i in range(cfg.latency_rounds // 2):
+                t = time.perf_counter()
+                probe.send(b"probe-%06d\n" % i)
+                pos = rx.wait_output(b"probe-%06d" % i, pos)
+                lat.append(time.perf_counter() - t)
+        finally:
+            for s in socks:
+                s.close()
+            rx.stop()
+        result[f"kib_per_conn_{n}"] = (rss1 - rss0) / n
+        result[f"accept_s_{n}"] = accept_s
+        result[f"in_p50_us_{n}"] = pct(lat, .5) * 1e6
+    return result
+
+
+def burst(impl: str, cfg) -> dict:
+    n = cfg.burst_sends
+    rx = Receiver(impl)
+    arrivals: dict[int, float] = {}
+    stop = threading.Event()
+    try:
+        target, second = connect(rx.port), connect(rx.port)
+        target.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        establish(rx, [target, second])
+        start_pos = len(rx.buf)
+
+        def watch():   # drains the receiver's stdout, timestamps the second peer's lines
+            pos = start_pos
+            while not stop.is_set():
+                rx.pump(0.01)
+                for m in re.finditer(rb"second-(\d+)", rx.buf[pos:]):
+                    arrivals.setdefault(int(m.group(1)), time.perf_counter())
+                pos = max(pos, len(rx.buf) - 32)
+
+        def feed():
+            block = []
+            for j in range(n):
+                block.append(b"send 1 burst-%06d " % j + b"y" * 80 + b"\n")
+                if len(block) == 1000:
+                    rx.send_stdin(b"".join(block))
+                    block = []
+            if block:
+                rx.send_stdin(b"".join(block))
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        feeder = threading.Thread(target=feed, daemon=True)
+        watcher.start()
+        t0 = time.perf_counter()
+        feeder.start()
+        sent_at = {}
+        k = 0
+        buf = bytearray()
+        got = 0
+        in_order = True
+        deadline = time.monotonic() + cfg.timeout
+        while got < n and time.monotonic() < deadline:
+            if k < 1000 and time.perf_counter() - t0 >= k * 0.02:
+                sent_at[k] = time.perf_counter()
+                second.send(b"second-%d\n" % k)
+                k += 1
+            if time.perf_counter() - t0 < 1.0:
+                time.sleep(0.005)   # the target reads nothing for the first second
+                continue
+            target.settimeout(0.02)
+            try:
+                data = target.recv(1 << 20)
+            except socket.timeout:
+                continue
+            buf += data
+            *lines, rest = bytes(buf).split(b"\n")
+            buf = bytearray(rest)
+            for line in lines:
+                if line.startswith(b"burst-"):
+                    if int(line[6:12]) != got:
+                        in_order = False
+                    got += 1
+        elapsed = time.perf_counter() - t0
+        hwm = proc_kib(rx.pid, "VmHWM")
+        end = time.monotonic() + 2
+        while len(arrivals) < k and time.monotonic() < end:
+            time.sleep(0.01)
+        stop.set()
+        watcher.join(timeout=5)
+        lat = [arrivals[i] - sent_at[i] for i in sent_at if i in arrivals]
+    finally:
+        stop.set()
+        rx.stop()
+    return {"delivered": got, "in_order": in_order and got == n, "seconds": elapsed,
+            "peak_rss_mib": hwm / 1024, "second_p50_ms": pct(lat, .5) * 1e3 if lat else -1,
+            "second_max_ms": max(lat) * 1e3 if lat else -1,
+            "second_lost": k - len(lat)}
+
+
+def startup(impl: str, cfg) -> dict:
+    times = []
+    for _ in range(cfg.startup_runs):
+        rx = Receiver(impl)
+        times.append(rx.listening_after)
+        rx.stop()
+    return {"listening_ms": statistics.median(times) * 1e3}
+
+
+SCENARIOS = {"fanin": fanin, "latency": latency, "scale": scale, "burst": burst,
+             "startup": startup}
+
+
+# -- running and reporting ---------------------------------------------------------------------
+
+def run(cfg) -> dict:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    results: dict = {}
+    for scenario in cfg.scenarios:
+        results[scenario] = {impl: [] for impl in cfg.impls}
+        for rnd in range(cfg.rounds):
+            for impl in cfg.impls:
+                if scenario == "scale" and impl == "threads" and max(cfg.scale_sizes) > 2000 \
+                        and not cfg.threads_scale:
+                    continue
+                print(f"# {scenario} round {rnd + 1}/{cfg.rounds}: {impl}", file=sys.stderr,
+                      flush=True)
+                try:
+                    results[scenario][impl].append(SCENARIOS[scenario](impl, cfg))
+                except Exception as exc:  # noqa: BLE001 - a failing run is a result too
+                    results[scenario][impl].append({"error": f"{type(exc).__name__}: {exc}"})
+    return results
+
+
+def medians(runs: list[dict]) -> dict:
+    keys = {k for r in runs for k in r if k != "error"}
+    out = {}
+    for k in sorted(keys):
+        vals = [r[k] for r in runs if k in r]
+        if all(isinstance(v, bool) for v in vals):
+            out[k] = all(vals)
+        elif all(isinstance(v, (int, float)) for v in vals):
+            out[k] = statistics.median(vals)
+    errors = [r["error"] for r in runs if "error" in r]
+    if errors:
+        out["errors"] = errors
+    return out
+
+
+def table(results: dict, baseline: str) -> str:
+    lines = []
+    for scenario, by_impl in results.items():
+        med = {impl: medians(runs) for impl, runs in by_impl.items() if runs}
+        keys = sorted({k for m in med.values() for k in m if k != "errors"})
+        impls = list(med)
+        lines.append(f"\n{scenario}  (median of rounds; ratio = value / {baseline})")
+        header = f"  {'metric':<22}" + "".join(f"{i:>22}" for i in impls)
+        lines.append(header)
+        for k in keys:
+            row = f"  {k:<22}"
+            base = med.get(baseline, {}).get(k)
+            for impl in impls:
+                v = med[impl].get(k)
+                if v is None:
+                    cell = "-"
+                elif isinstance(v, bool):
+                    cell = "yes" if v else "NO"
+                else:
+                    cell = f"{v:,.1f}" if abs(v) >= 10 else f"{v:,.3f}"
+                    if base and impl != baseline and isinstance(base, (int, float)) and base:
+                        cell += f" ({v / base:.2f}x)"
+                row += f"{cell:>22}"
+            lines.append(row)
+        for impl in impls:
+            for e in med[impl].get("errors", []):
+                lines.append(f"  ! {impl}: {e}")
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="small sizes, one round")
+    p.add_argument("--impls", default="chat,floor,asyncio,threads")
+    p.add_argument("--scenarios", default="startup,fanin,latency,scale,burst")
+    p.add_argument("--rounds", type=int, default=None)
+    p.add_argument("--json", help="also write the raw results here")
+    p.add_argument("--fanin-peers", type=int, default=50)
+    p.add_argument("--fanin-lines", type=int, default=20000)
+    p.add_argument("--latency-rounds", type=int, default=400)
+    p.add_argument("--scale-sizes", default="1,1000,5000")
+    p.add_argument("--burst-sends", type=int, default=100000)
+    p.add_argument("--startup-runs", type=int, default=5)
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--threads-scale", action="store_true",
+                   help="also run thread-per-peer at 5,000 peers (5,000 threads)")
+    cfg = p.parse_args(argv)
+    if cfg.quick:
+        cfg.fanin_peers, cfg.fanin_lines = 10, 2000
+        cfg.latency_rounds, cfg.scale_sizes = 100, "1,200"
+        cfg.burst_sends, cfg.startup_runs = 10000, 3
+    cfg.rounds = cfg.rounds or (1 if cfg.quick else 3)
+    cfg.impls = cfg.impls.split(",")
+    cfg.scenarios = cfg.scenarios.split(",")
+    cfg.scale_sizes = [int(x) for x in cfg.scale_sizes.split(",")]
+    return cfg
+
+
+def main(argv=None) -> int:
+    cfg = parse_args(argv)
+    results = run(cfg)
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+          f"{os.uname().sysname} {os.uname().release}")
+    print(table(results, BASELINE if BASELINE in cfg.impls else cfg.impls[0]))
+    if cfg.json:
+        Path(cfg.json).write_text(json.dumps(
+            {"config": {k: v for k, v in vars(cfg).items()}, "results": results,
+             "medians": {s: {i: medians(r) for i, r in by.items() if r}
+                         for s, by in results.items()}}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
