@@ -21,9 +21,9 @@ import sys
 
 __version__ = "0.1.0"
 
+from commands.session import EXIT_FAILURE, EXIT_SIGINT, EXIT_SIGTERM
+
 PROG = "chat.py"
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-EXIT_SIGINT, EXIT_SIGTERM = 128 + 2, 128 + 15
 MAC_FD_CAP = 10240   # macOS refuses RLIM_INFINITY for RLIMIT_NOFILE
 
 
@@ -129,6 +129,7 @@ def _listen_error(exc: OSError, host: str, port: int) -> str:
 def run(args: argparse.Namespace) -> int:
     from commands import CommandRunner, Console, Context, default_registry
     from commands.completion import make_completer
+    from commands.session import KeyInput, LineInput, Session
     from reactor import LineCodec, Node, NodeOptions, Reactor, StdinReader, choose_selector
     from reactor.lineedit import LineEditor
     from reactor.netutil import resolve_ipv4
@@ -157,66 +158,29 @@ def run(args: argparse.Namespace) -> int:
         return _fail(_listen_error(exc, host, args.port))
     console.listening(host, node.port)
 
-    outcome = {"status": EXIT_OK, "exiting": False}
     registry = default_registry()
-    runner: CommandRunner
-
-    def shutdown(status: int) -> None:
-        if outcome["exiting"]:
-            if status in (EXIT_SIGINT, EXIT_SIGTERM):
-                reactor.stop()  # a second signal: stop waiting for peers
-            return
-        outcome["exiting"] = True
-        outcome["status"] = status
-        runner.stop()
-        stdin.close()
-        count = node.shutdown(done=reactor.stop)
-        if not console.output_closed:
-            console.info(f"exiting: closing {count} connection(s)" if count else "exiting")
-
-    def end_of_input() -> None:
-        if args.stay:
-            console.info("end of input; still running because of --stay "
-                         "(stop with Ctrl-C or SIGTERM)")
-        else:
-            shutdown(EXIT_OK)
-
-    terminal = screen = None
+    session = Session(node, console, reactor.stop, args.stay)
+    runner = CommandRunner(registry, reactor.call_soon, session.end_of_input)
+    screen = terminal = None
     if interactive:
         # At a terminal we own the input line, so messages never land inside it.
         editor = LineEditor(make_completer(registry, node))
         screen = Screen(editor, console.write_raw)
         console.screen = screen
-
-        def on_keys(data: bytes) -> None:
-            for event in editor.feed(data):
-                if event[0] == "line":
-                    console.flush()
-                    screen.commit_line(event[1])
-                    runner.submit([event[1]])
-                elif event[0] == "eof":
-                    runner.end_of_input()
-                elif event[0] == "interrupt":
-                    shutdown(EXIT_SIGINT)
-                elif event[0] == "choices":
-                    console.info("  ".join(event[1]))
-            screen.refresh()
-
-        on_data = on_keys
-        on_eof = lambda: runner.end_of_input()  # noqa: E731
+        source = KeyInput(editor, screen, console, runner,
+                          interrupt=lambda: session.shutdown(EXIT_SIGINT))
         reactor.add_signal_handler(signal.SIGWINCH, lambda _: screen.refresh())
     else:
-        stdin_codec = LineCodec(errors="surrogateescape")
-        on_data = lambda data: runner.submit(stdin_codec.feed(data))  # noqa: E731
-        on_eof = lambda: runner.submit(_final_line(stdin_codec)) or runner.end_of_input()  # noqa
-    stdin = StdinReader(reactor, 0, stdin_pollable, on_data=on_data, on_eof=on_eof)
-    runner = CommandRunner(registry, reactor.call_soon, end_of_input,
-                           pause_input=stdin.pause_reading, resume_input=stdin.resume_reading)
+        source = LineInput(LineCodec(errors="surrogateescape"), runner)
+    stdin = StdinReader(reactor, 0, stdin_pollable, on_data=source.data_received,
+                        on_eof=source.eof_received)
+    runner.set_input_flow(pause=stdin.pause_reading, resume=stdin.resume_reading)
     runner.context = Context(node=node, console=console, registry=registry, hold=runner.hold,
-                             request_exit=lambda: shutdown(EXIT_OK))
-    console.on_output_closed = lambda: shutdown(EXIT_FAILURE)
-    reactor.add_signal_handler(signal.SIGINT, lambda _: shutdown(EXIT_SIGINT))
-    reactor.add_signal_handler(signal.SIGTERM, lambda _: shutdown(EXIT_SIGTERM))
+                             request_exit=session.shutdown)
+    session.runner, session.stdin = runner, stdin
+    console.on_output_closed = lambda: session.shutdown(EXIT_FAILURE)
+    reactor.add_signal_handler(signal.SIGINT, lambda _: session.shutdown(EXIT_SIGINT))
+    reactor.add_signal_handler(signal.SIGTERM, lambda _: session.shutdown(EXIT_SIGTERM))
     try:
         if interactive:
             terminal = Terminal(0)
@@ -230,13 +194,7 @@ def run(args: argparse.Namespace) -> int:
         if terminal is not None:
             terminal.restore()
         reactor.close()
-    return outcome["status"]
-
-
-def _final_line(codec) -> list[str]:
-    """The last line of input when it has no newline."""
-    text = codec.maybe_take_partial()
-    return [text] if text is not None else []
+    return session.status
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,14 +32,18 @@ class CommandRunner:
         self._registry = registry
         self._defer = defer
         self._on_end_of_input = on_end_of_input
-        self._pause_input = pause_input
-        self._resume_input = resume_input
+        self.set_input_flow(pause_input, resume_input)
         self._queue: collections.deque = collections.deque()
         self._held = False
         self._input_paused = False
         self._stopped = False
         self._scheduled = False
         self.context: Context | None = None
+
+    def set_input_flow(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
+        """What to call when the queue is too long to read more, and when it is not."""
+        self._pause_input = pause
+        self._resume_input = resume
 
     def hold(self) -> Callable[[], None]:
         """Hold the queue until the returned function is called (once)."""

@@ -78,10 +78,13 @@ class TimerQueue:
 
     def pop_due(self) -> list[TimerHandle]:
         """Remove and return the timers whose time has come, earliest first."""
-        self._compact()
-        now = self.clock()
-        due = []
         heap = self._heap
+        if not heap:
+            return []
+        now = self.clock()
+        if heap[0].when > now:       # the common case: nothing due yet
+            return []
+        due = []
         while heap and heap[0].when <= now:
             handle = heapq.heappop(heap)
             if handle.cancelled:
