@@ -5,8 +5,9 @@ for a slow peer to drain) *holds* the queue; the lines behind it wait while
 the loop keeps serving every peer. That is what makes a piped script
 ``connect ...`` / ``send 1 hi`` / ``exit`` deterministic.
 
-The queue is bounded: above ``MAX_QUEUED_LINES`` the runner asks for input
-to pause (a script of 50,000 sends is read as fast as it is sent, not into
+At most ``LINES_PER_TURN`` lines run per loop turn, so a long script shares
+the loop fairly with the peers. The queue is bounded: above
+``MAX_QUEUED_LINES`` the runner asks for input to pause (a script of 50,000 sends is read as fast as it is sent, not into
 memory), and below ``RESUME_QUEUED_LINES`` asks for it again.
 """
 
@@ -20,6 +21,7 @@ from .text import maybe_invalid_byte
 
 MAX_QUEUED_LINES = 1000
 RESUME_QUEUED_LINES = 100
+LINES_PER_TURN = 64      # then let the loop serve the peers before going on
 
 _END = object()   # marks the end of input in the queue
 
@@ -100,7 +102,12 @@ class CommandRunner:
 
     def _run(self) -> None:
         ctx = self.context
+        budget = LINES_PER_TURN
         while self._queue and not self._held and not self._stopped:
+            if not budget:
+                self._schedule()   # a long script must not starve the peers
+                break
+            budget -= 1
             item = self._queue.popleft()
             if item is _END:
                 self._on_end_of_input()

@@ -15,7 +15,8 @@ the loop (``run_once``) is, in order:
 4. Run the timers that are due.
 5. Run the callbacks that were ready when this phase began (callbacks they
    schedule wait for the next turn, so a chain of them cannot starve I/O).
-6. Run the after-turn hooks (the console flushes its output once per turn).
+6. Run the end-of-turn calls (transports send what was written this turn).
+7. Run the after-turn hooks (the console flushes its output once per turn).
 
 Signals: ``signal.set_wakeup_fd`` makes a signal write a byte to a socket the
 selector watches, so a SIGTERM wakes a sleeping ``select`` at once instead of
@@ -57,6 +58,7 @@ class Reactor:
         self._timers = TimerQueue(clock)
         self._ready: collections.deque = collections.deque()
         self._after_turn: list[Callable[[], None]] = []
+        self._end_of_turn: list[Callable[[], None]] = []
         self._stopping = False
         self._report_error = report_error
         self._wakeup_reader: socket.socket | None = None
@@ -74,6 +76,14 @@ class Reactor:
 
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
         self._ready.append((callback, args))
+
+    def call_at_end_of_turn(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once, when this turn's I/O and callbacks are done.
+
+        Transports use it to send everything written during a turn with one
+        system call per connection instead of one per message.
+        """
+        self._end_of_turn.append(callback)
 
     def add_after_turn(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` at the end of every turn (after all I/O of it)."""
@@ -136,7 +146,7 @@ class Reactor:
             self.run_once()
 
     def run_once(self) -> None:
-        if self._ready or self._stopping:
+        if self._ready or self._end_of_turn or self._stopping:
             timeout: float | None = 0.0
         else:
             timeout = self._timers.maybe_next_delay()
@@ -162,6 +172,10 @@ class Reactor:
         for _ in range(len(self._ready)):
             callback, args = self._ready.popleft()
             self._run_callback(callback, args)
+        while self._end_of_turn:
+            batch, self._end_of_turn = self._end_of_turn, []
+            for callback in batch:
+                self._run_callback(callback, ())
         for hook in self._after_turn:
             self._run_callback(hook, ())
 

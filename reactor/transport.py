@@ -1,9 +1,10 @@
 """Non-blocking TCP streams: the transport between a socket and a protocol.
 
 Writing follows one rule: want write only while there is something to write.
-``write()`` tries ``send`` once; whatever the kernel does not take goes to a
-per-connection buffer and turns on write interest; the writable handler
-drains the buffer and turns write interest off again. Interest is *computed*
+``write()`` appends to a per-connection buffer, and at the end of the loop
+turn the transport tries one ``send`` of all of it; whatever the kernel does
+not take stays buffered with write interest on, and the writable handler
+drains it and turns write interest off again. Interest is *computed*
 from state in ``_update_interest`` and the selector is only touched when it
 changes. ``sendall`` is never used (on a non-blocking socket it cannot say how
 much it sent).
@@ -35,6 +36,7 @@ _PEER_GONE = (ConnectionError, TimeoutError)
 class StreamTransport:
     __slots__ = ("_reactor", "_sock", "_fd", "_protocol", "_buffer", "_reading",
                  "_closing", "closed", "_paused_writing", "high_water", "low_water",
+                 "_flush_pending",
                  "last_write_progress", "peername", "sockname")
 
     def __init__(self, reactor: Reactor, sock: socket.socket, protocol: Protocol,
@@ -52,6 +54,7 @@ class StreamTransport:
         self._closing = False
         self.closed = False
         self._paused_writing = False
+        self._flush_pending = False
         self.high_water = high_water
         self.low_water = low_water
         self.last_write_progress = reactor.time()
@@ -114,45 +117,43 @@ class StreamTransport:
     # -- writing ----------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
+        """Queue ``data``; it is sent at the end of this loop turn, with the rest.
+
+        Everything written to one connection during a turn leaves in one
+        ``send`` (a script of many sends costs one system call per turn, not
+        one per message); what the kernel does not take waits for writability.
+        """
         if self._closing or self.closed or not data:
             return
-        if not self._buffer:
+        if not self._buffer and not self._flush_pending:
+            self._flush_pending = True
+            self.last_write_progress = self._reactor.time()
+            self._reactor.call_at_end_of_turn(self._flush)
+        self._buffer += data
+        self._maybe_pause_protocol()
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        if not self.closed and self._buffer:
+            self.on_writable()
+
+    def on_writable(self) -> None:
+        if self._buffer:
             try:
-                sent = self._sock.send(data)
+                sent = self._sock.send(self._buffer)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
                 self._force_close(exc)
                 return
-            if sent == len(data):
-                return
-            self.last_write_progress = self._reactor.time()
-            self._buffer += memoryview(data)[sent:]
-            self._update_interest()
+            if sent:
+                self.last_write_progress = self._reactor.time()
+                del self._buffer[:sent]
+                self._maybe_resume_protocol()
+        if self._closing and not self._buffer:
+            self._finish(None)
         else:
-            self._buffer += data
-        self._maybe_pause_protocol()
-
-    def on_writable(self) -> None:
-        if not self._buffer:
-            self._update_interest()
-            return
-        try:
-            sent = self._sock.send(self._buffer)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._force_close(exc)
-            return
-        if sent:
-            self.last_write_progress = self._reactor.time()
-            del self._buffer[:sent]
-        self._maybe_resume_protocol()
-        if not self._buffer:
-            if self._closing:
-                self._finish(None)
-            else:
-                self._update_interest()
+            self._update_interest()   # write interest stays on while anything is left
 
     def _maybe_pause_protocol(self) -> None:
         if not self._paused_writing and len(self._buffer) > self.high_water:

@@ -58,9 +58,11 @@ def test_partial_writes_are_buffered_with_write_interest_until_drained():
     fd = ours.fileno()
     payload = bytes(range(256)) * 40000            # 10 MB: more than the kernel takes
     t.write(payload)
-    assert t.get_write_buffer_size() > 0
-    assert reactor.selector.get_key(fd).events == EVENT_READ | EVENT_WRITE
+    assert t.get_write_buffer_size() == len(payload)    # sent at the end of the turn
     assert proto.events == ["pause"]
+    reactor.run_once()
+    assert 0 < t.get_write_buffer_size() < len(payload)  # the kernel took only part
+    assert reactor.selector.get_key(fd).events == EVENT_READ | EVENT_WRITE
     received = bytearray()
     theirs.setblocking(False)
 
@@ -85,6 +87,32 @@ def test_partial_writes_are_buffered_with_write_interest_until_drained():
     assert proto.events[-1] != ("lost", None)       # deferred, not called inline
     reactor.run_once()
     assert proto.events.count(("lost", None)) == 1
+    theirs.close()
+    reactor.close()
+
+
+def test_writes_of_one_turn_leave_in_one_send():
+    reactor = Reactor()
+    ours, theirs = tcp_pair()
+    t = StreamTransport(reactor, ours, Recording())
+    sends = []
+    real_send = ours.send
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(ours, name)
+
+        def send(self, data):
+            sends.append(bytes(data))
+            return real_send(data)
+
+    t._sock = Spy()
+    for i in range(100):
+        t.write(b"message %d\n" % i)
+    reactor.run_once()
+    assert sends == [b"".join(b"message %d\n" % i for i in range(100))]
+    t.close()
+    reactor.run_once()
     theirs.close()
     reactor.close()
 
