@@ -22,7 +22,7 @@ import os
 import select
 from typing import Callable, Iterable
 
-from .text import MAX_SHOWN_CHARS, all_safe, sanitize, shorten
+from .text import MAX_SHOWN_CHARS, all_safe, maybe_plain_ascii, sanitize, shorten
 
 STDOUT, STDERR = 1, 2
 # SGR colours for our own labels.
@@ -41,7 +41,7 @@ class Console:
         self._write = write
         self._encoding = encoding
         self.color = color
-        self._pending: list[tuple[int, str]] = []
+        self._pending: list[tuple[int, bytes]] = []   # (fd, encoded line)
         self.on_output_closed = on_output_closed
         self.output_closed = False
         # An interactive line editor plugs in here: it hides the input line
@@ -52,11 +52,15 @@ class Console:
 
     def info(self, text: str) -> None:
         """One line of normal output (stdout)."""
-        self._pending.append((STDOUT, text))
+        self._pending.append((STDOUT, self._encode(text)))
 
     def error(self, text: str) -> None:
         """One line saying what went wrong and what to do instead (stderr)."""
-        self._pending.append((STDERR, f"{self._style('error:', ERROR)} {text}"))
+        self._pending.append((STDERR, self._encode(f"{self._style('error:', ERROR)} {text}")))
+
+    def _encode(self, text: str) -> bytes:
+        # backslashreplace: a stdout that cannot show a character shows its escape.
+        return text.encode(self._encoding, "backslashreplace")
 
     def _style(self, label: str, sgr: str) -> str:
         """Colour one of our own labels (never peer text) when colour is on."""
@@ -64,7 +68,7 @@ class Console:
 
     def write_raw(self, text: str) -> None:
         """Terminal control from the screen (prompt drawing), written at once."""
-        self._emit(STDOUT, [text], newline=False)
+        self._emit(STDOUT, [self._encode(text)], newline=False)
 
     def lines(self, lines: Iterable[str]) -> None:
         for line in lines:
@@ -88,11 +92,12 @@ class Console:
         if screen is not None:
             screen.after_output()
 
-    def _emit(self, fd: int, texts: list[str], newline: bool = True) -> None:
+    def _emit(self, fd: int, chunks: list[bytes], newline: bool = True) -> None:
         if fd == STDOUT and self.output_closed:
             return
-        data = ("\n".join(texts) + ("\n" if newline else "")).encode(self._encoding,
-                                                                    "backslashreplace")
+        if newline:
+            chunks.append(b"")   # a final "\n" without copying all the data again
+        data = b"\n".join(chunks)
         view = memoryview(data)
         try:
             while view:
@@ -147,11 +152,19 @@ class Console:
     def messages_received(self, info, texts: list[str]) -> None:
         """Lines from one peer; the hot path of the program, so done in bulk."""
         prefix = self._style(f"message from {_peer(info)}:", MESSAGE) + " "
-        if all_safe(texts) and max(map(len, texts)) <= MAX_SHOWN_CHARS:
-            self._pending.append((STDOUT, prefix + ("\n" + prefix).join(texts)))
-            return
+        if max(map(len, texts)) <= MAX_SHOWN_CHARS:
+            body = prefix + ("\n" + prefix).join(texts)
+            if not self.color:
+                # Plain ASCII, the common case: checked and encoded once, in bulk.
+                raw = maybe_plain_ascii(body)
+                if raw is not None:
+                    self._pending.append((STDOUT, raw))
+                    return
+            if all_safe(texts):
+                self._pending.append((STDOUT, self._encode(body)))
+                return
         for text in texts:
-            self._pending.append((STDOUT, prefix + shorten(sanitize(text))))
+            self.info(prefix + shorten(sanitize(text)))
 
     def line_too_long(self, info, nbytes: int, limit: int) -> None:
         self.info(f"{_peer(info)} sent a line longer than {limit} bytes; it was discarded")

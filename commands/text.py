@@ -46,20 +46,27 @@ def sanitize(text: str) -> str:
 _ASCII_CONTROLS_BUT_NEWLINE = bytes(c for c in range(32) if c != 10) + b"\x7f"
 
 
+def maybe_plain_ascii(text: str) -> bytes | None:
+    """``text`` encoded, if it is printable ASCII lines (``"\n"`` allowed), else ``None``.
+
+    The common case checked in bulk at C speed: deleting the control bytes
+    must delete nothing.
+    """
+    if not text.isascii():
+        return None
+    raw = text.encode("ascii")
+    return raw if len(raw.translate(None, _ASCII_CONTROLS_BUT_NEWLINE)) == len(raw) else None
+
+
 def all_safe(texts: list[str]) -> bool:
     """True if no text of the list needs escaping (a quick check for many lines).
 
-    Plain ASCII, the common case, is checked in bulk at C speed: deleting the
-    control bytes must delete nothing. Otherwise every character
-    :func:`sanitize` escapes is also non-printable, so printable text is safe.
-    (Some safe text is not printable, such as emoji joined by U+200D: it just
-    takes the slow path.)
+    Every character :func:`sanitize` escapes is also non-printable, so
+    printable text is safe. (Some safe text is not printable, such as emoji
+    joined by U+200D: it just takes the slow path.)
     """
-    joined = "\n".join(texts)
-    if joined.isascii():
-        raw = joined.encode("ascii")
-        return len(raw.translate(None, _ASCII_CONTROLS_BUT_NEWLINE)) == len(raw)
-    return all(map(str.isprintable, texts))
+    return (maybe_plain_ascii("\n".join(texts)) is not None
+            or all(map(str.isprintable, texts)))
 
 
 def shorten(text: str, limit: int = MAX_SHOWN_CHARS) -> str:

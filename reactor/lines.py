@@ -77,13 +77,19 @@ class LineCodec:
 
     def _split(self, body: bytes) -> list[str | LineTooLong]:
         """Complete lines joined by ``\n``: split and decode, in bulk when possible."""
-        parts = body.split(b"\n")
         limit = self.max_line_bytes
+        if body.isascii():
+            # The common case: one decode, one split; for ASCII, characters are bytes.
+            lines = body.decode("ascii").split("\n")
+            if max(map(len, lines)) <= limit:
+                return [line[:-1] if line.endswith("\r") else line for line in lines] \
+                    if b"\r" in body else lines
+        parts = body.split(b"\n")
         if max(map(len, parts)) > limit:
             self.overflows += sum(1 for p in parts if len(p) > limit)
             return [LineTooLong(len(p)) if len(p) > limit else self._decode(p) for p in parts]
         try:
-            # The common case: valid UTF-8 throughout, decoded in one call.
+            # Valid UTF-8 throughout: decoded in one call.
             lines = body.decode("utf-8").split("\n")
         except UnicodeDecodeError:
             return [self._decode(p) for p in parts]

@@ -172,6 +172,15 @@ def wait_until(condition, timeout: float = 10.0, interval: float = 0.01,
         time.sleep(interval)  # polling interval, not synchronisation
 
 
+def run_reactor_until(reactor, condition, timeout: float = 10.0) -> None:
+    """Turn an in-process Reactor until ``condition()`` holds (or fail at the deadline)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        reactor.call_later(0.01, lambda: None)   # never sleep in select() forever
+        reactor.run_once()
+
+
 def recv_line(sock: socket.socket, timeout: float = 10.0, buf: bytearray | None = None) -> bytes:
     """Read from ``sock`` until one full line is there; return it without ``\\n``."""
     buf = buf if buf is not None else bytearray()

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from helpers import run_reactor_until
 from reactor.loop import EVENT_READ, EVENT_WRITE, Reactor
 from reactor.timers import TimerQueue
 
@@ -36,14 +37,6 @@ class Recorder:
 
     def abort(self, exc):
         self.log.append((self.name, "abort", str(exc)))
-
-
-def run_until(reactor, condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        reactor.call_later(0.01, lambda: None)   # never sleep in select() forever
-        reactor.run_once()
 
 
 def test_timers_fire_in_order_with_ties_in_insertion_order():
@@ -83,11 +76,11 @@ def test_read_and_write_events_are_dispatched_and_interest_is_respected():
     handler = Recorder(a, log, "a")
     reactor.set_handler(a.fileno(), handler, EVENT_READ)
     b.send(b"hi")
-    run_until(reactor, lambda: log)
+    run_reactor_until(reactor, lambda: log)
     assert log == [("a", "read", b"hi")]
     reactor.set_handler(a.fileno(), handler, EVENT_READ | EVENT_WRITE)
     assert reactor.selector.get_key(a.fileno()).events == EVENT_READ | EVENT_WRITE
-    run_until(reactor, lambda: ("a", "write") in log)
+    run_reactor_until(reactor, lambda: ("a", "write") in log)
     reactor.set_handler(a.fileno(), handler, 0)
     assert reactor.selector.get_map().get(a.fileno()) is None
     reactor.close()
@@ -106,7 +99,7 @@ def test_a_failing_handler_is_reported_and_aborted_alone():
     reactor.set_handler(pairs[1][0].fileno(), good, EVENT_READ)
     pairs[0][1].send(b"x")
     pairs[1][1].send(b"y")
-    run_until(reactor, lambda: ("good", "read", b"y") in log and ("bad", "abort", "handler bug")
+    run_reactor_until(reactor, lambda: ("good", "read", b"y") in log and ("bad", "abort", "handler bug")
               in log)
     assert errors == ["internal error in Recorder: ValueError: handler bug"]
     reactor.close()

@@ -4,7 +4,7 @@ import errno
 import socket
 import time
 
-from helpers import BlackHole, free_port
+from helpers import BlackHole, free_port, run_reactor_until
 from reactor.listener import ACCEPT_BATCH, Listener
 from reactor.loop import EVENT_READ, EVENT_WRITE, Reactor
 from reactor.protocol import Protocol
@@ -30,14 +30,6 @@ class Recording(Protocol):
 
     def resume_writing(self):
         self.events.append("resume")
-
-
-def run_until(reactor, condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        reactor.call_later(0.01, lambda: None)   # never sleep in select() forever
-        reactor.run_once()
 
 
 def tcp_pair():
@@ -77,7 +69,7 @@ def test_partial_writes_are_buffered_with_write_interest_until_drained():
             pass
         return len(received) == len(payload)
 
-    run_until(reactor, drain)
+    run_reactor_until(reactor, drain)
     assert bytes(received) == payload
     assert t.get_write_buffer_size() == 0
     assert reactor.selector.get_key(fd).events == EVENT_READ
@@ -138,9 +130,9 @@ def test_close_after_flush_delivers_everything_then_eof():
         got.extend(chunk)
         return False
 
-    run_until(reactor, read_all)
+    run_reactor_until(reactor, read_all)
     assert bytes(got) == b"x" * 5_000_000
-    run_until(reactor, lambda: ("lost", None) in proto.events)
+    run_reactor_until(reactor, lambda: ("lost", None) in proto.events)
     theirs.close()
     reactor.close()
 
@@ -152,7 +144,7 @@ def test_abort_drops_the_buffer_and_eof_and_reset_are_reported():
     t = StreamTransport(reactor, ours, proto)
     theirs.sendall(b"hello")
     theirs.shutdown(socket.SHUT_WR)
-    run_until(reactor, lambda: ("lost", None) in proto.events)
+    run_reactor_until(reactor, lambda: ("lost", None) in proto.events)
     assert proto.data == b"hello" and proto.events[0] == "eof"
     theirs.close()
 
@@ -164,7 +156,7 @@ def test_abort_drops_the_buffer_and_eof_and_reset_are_reported():
     t.write(b"data the peer never reads\n")
     theirs.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     theirs.close()                                   # RST
-    run_until(reactor, lambda: any(e[0] == "lost" for e in proto.events if
+    run_reactor_until(reactor, lambda: any(e[0] == "lost" for e in proto.events if
                                    isinstance(e, tuple)))
     lost = [e for e in proto.events if isinstance(e, tuple)]
     assert lost in ([("lost", "ConnectionResetError")], [("lost", None)])
@@ -179,14 +171,14 @@ def test_connector_success_refused_timeout_and_cancel():
         srv.listen(1)
         Connector(reactor, srv.getsockname(), 5, lambda s: results.append(("ok", s)),
                   lambda e: results.append(("fail", e)))
-        run_until(reactor, lambda: results)
+        run_reactor_until(reactor, lambda: results)
         assert results[0][0] == "ok"
         results[0][1].close()
     results.clear()
     Connector(reactor, ("127.0.0.1", free_port()), 5, lambda s: results.append(("ok", s)),
               lambda e: results.append(("fail", e)))
     assert results == []                      # never from inside __init__
-    run_until(reactor, lambda: results)
+    run_reactor_until(reactor, lambda: results)
     assert results[0][0] == "fail" and results[0][1].errno == errno.ECONNREFUSED
     hole = BlackHole()
     try:
@@ -194,7 +186,7 @@ def test_connector_success_refused_timeout_and_cancel():
         started = time.monotonic()
         Connector(reactor, ("127.0.0.1", hole.port), 0.3, lambda s: results.append(("ok", s)),
                   lambda e: results.append(("fail", e)))
-        run_until(reactor, lambda: results)
+        run_reactor_until(reactor, lambda: results)
         assert results[0][0] == "fail" and isinstance(results[0][1], TimeoutError)
         assert time.monotonic() - started >= 0.25
         results.clear()
@@ -218,7 +210,7 @@ def test_listener_accepts_a_batch_per_event():
     clients = [socket.create_connection(srv.getsockname()) for _ in range(ACCEPT_BATCH + 10)]
     reactor.run_once()
     assert len(accepted) == ACCEPT_BATCH
-    run_until(reactor, lambda: len(accepted) == len(clients))
+    run_reactor_until(reactor, lambda: len(accepted) == len(clients))
     for s in accepted + clients:
         s.close()
     srv.close()
@@ -258,7 +250,7 @@ def test_listener_backs_off_on_emfile():
     Listener(reactor, Starved(real), lambda s, a: None,
              lambda e, r: starved.append((e.errno, r)))
     client = socket.create_connection(real.getsockname())
-    run_until(reactor, lambda: starved)
+    run_reactor_until(reactor, lambda: starved)
     assert starved == [(errno.EMFILE, 1.0)]
     assert reactor.selector.get_map().get(real.fileno()) is None   # not watched: no spin
     clock.now += 1.0
