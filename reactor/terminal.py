@@ -16,7 +16,6 @@ try/finally, and an ``atexit`` hook is the backstop).
 from __future__ import annotations
 
 import atexit
-import os
 import shutil
 import termios
 from typing import Callable

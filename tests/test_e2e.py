@@ -33,7 +33,7 @@ import time
 
 import pytest
 
-from helpers import CHAT, BlackHole, free_port, recv_line, wait_until
+from helpers import CHAT, BlackHole, free_port, recv_line
 
 LOCAL = ["--host", "127.0.0.1"]
 

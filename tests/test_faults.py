@@ -13,15 +13,12 @@ import resource
 import signal
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from helpers import (CHAT, cpu_seconds, fd_count, figure, free_port, proc_status_kib,
-                     recv_line, wait_until)
+from helpers import cpu_seconds, fd_count, figure, proc_status_kib, recv_line, wait_until
 
 LOCAL = ["--host", "127.0.0.1"]
 FORBIDDEN = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]|"

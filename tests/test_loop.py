@@ -6,8 +6,6 @@ import signal
 import socket
 import time
 
-import pytest
-
 from helpers import run_reactor_until
 from reactor.loop import EVENT_READ, EVENT_WRITE, Reactor
 from reactor.timers import TimerQueue

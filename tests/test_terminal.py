@@ -171,7 +171,7 @@ def test_colour_only_on_our_labels_and_never_with_no_color(term):
     t2 = term(env={"NO_COLOR": "1"})
     with socket.create_connection(("127.0.0.1", t2.port), timeout=5) as raw:
         raw.sendall(b"plain\n")
-        m = t2.wait_for(rb"message from peer 1 \(127\.0\.0\.1:\d+\): plain")
+        t2.wait_for(rb"message from peer 1 \(127\.0\.0\.1:\d+\): plain")
         assert b"\x1b[1;36m" not in t2.screen and b"\x1b[33m" not in t2.screen
 
 
