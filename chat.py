@@ -130,10 +130,11 @@ def run(args: argparse.Namespace) -> int:
     from commands import CommandRunner, Console, Context, default_registry
     from commands.completion import make_completer
     from commands.session import KeyInput, LineInput, Session
-    from reactor import LineCodec, Node, NodeOptions, Reactor, StdinReader, choose_selector
-    from reactor.lineedit import LineEditor
+    from network import Node, NodeOptions
+    from reactor import LineCodec, Reactor, StdinReader, choose_selector
+    from commands.terminal.lineedit import LineEditor
     from reactor.netutil import resolve_ipv4
-    from reactor.terminal import Screen, Terminal
+    from commands.terminal.screen import Screen, Terminal
 
     try:
         host = resolve_ipv4(args.host)

@@ -7,7 +7,7 @@ from .info import Help, MyIp, MyPort
 from .lifecycle import Exit
 from .messaging import Send
 from .registry import CommandRegistry
-from .runner import CommandRunner
+from .queue import CommandRunner
 
 
 def default_registry() -> CommandRegistry:

@@ -24,7 +24,7 @@ class UsageError(CommandError):
 
 
 class NodeAPI(Protocol):
-    """The verbs commands may use (``reactor.node.Node`` implements them)."""
+    """The verbs commands may use (``network.node.Node`` implements them)."""
 
     port: int
 

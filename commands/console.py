@@ -22,7 +22,7 @@ import os
 import select
 from typing import Callable, Iterable
 
-from .text import MAX_SHOWN_CHARS, all_safe, maybe_plain_ascii, sanitize, shorten
+from .sanitize import MAX_SHOWN_CHARS, all_safe, maybe_plain_ascii, sanitize, shorten
 
 STDOUT, STDERR = 1, 2
 # SGR colours for our own labels.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .base import Command, CommandError, Context, UsageError, lookup_peer
-from .text import MAX_MESSAGE_CHARS, maybe_unsafe_char
+from .sanitize import MAX_MESSAGE_CHARS, maybe_unsafe_char
 
 
 class Send(Command):

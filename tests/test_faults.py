@@ -162,6 +162,7 @@ def test_slow_reader_gets_all_50000_messages_in_order_with_bounded_memory(chat, 
             while time.monotonic() < deadline:   # a stalled stretch, sampled
                 b.type("send 1 meanwhile")
                 a.wait_for(r"message from peer 2 \([^)]*\): meanwhile\n", timeout=5)
+                b.drain()   # b's own stdout is a pipe too: keep it flowing
             a.drain()
             confirmed = a.text().count("sent to peer 1 ")
             figure("slow reader: sends confirmed while the peer was not reading", confirmed)

@@ -1,7 +1,7 @@
 """The line editor's state machine, fed key bytes directly (no terminal)."""
 
-from reactor.lineedit import LineEditor, text_width
-from reactor.terminal import Screen
+from commands.terminal.lineedit import LineEditor, text_width
+from commands.terminal.screen import Screen
 
 LEFT, RIGHT, UP, DOWN = b"\x1b[D", b"\x1b[C", b"\x1b[A", b"\x1b[B"
 HOME, END, DELETE = b"\x1b[H", b"\x1b[F", b"\x1b[3~"

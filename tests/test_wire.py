@@ -1,6 +1,6 @@
 """The control lines of our protocol."""
 
-from reactor import wire
+from network import wire
 
 
 def test_hello_round_trip():

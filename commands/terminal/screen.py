@@ -2,7 +2,7 @@
 
 When stdin and stdout are both terminals, chat.py owns the input line: the
 kernel's line editing and echo are turned off (termios), keys go to a
-:class:`~reactor.lineedit.LineEditor`, and :class:`Screen` draws the prompt
+:class:`~commands.terminal.lineedit.LineEditor`, and :class:`Screen` draws the prompt
 and what is being typed. Output never lands in the middle of the input line:
 the console calls ``before_output()`` (erase the input line), writes its
 lines, then ``after_output()`` (draw prompt, text and cursor again below).

@@ -17,7 +17,7 @@ import collections
 from typing import Callable
 
 from .base import Context
-from .text import maybe_invalid_byte
+from .sanitize import maybe_invalid_byte
 
 MAX_QUEUED_LINES = 1000
 RESUME_QUEUED_LINES = 100

@@ -1,7 +1,7 @@
 """A line editor as a pure state machine: key bytes in, edits and events out.
 
 It owns the text being typed and the cursor, the history of this run and Tab
-completion, and knows nothing of terminals or sockets: :mod:`reactor.terminal`
+completion, and knows nothing of terminals or sockets: :mod:`commands.terminal.screen`
 draws what it holds. ``feed(bytes)`` accepts input split anywhere (half a
 UTF-8 character, half an escape sequence) and returns the events it
 completed:

@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from typing import Callable, Protocol as TypingProtocol
 
 from . import wire
-from .lines import LineCodec, LineTooLong
-from .listener import Listener, open_listening_socket
-from .loop import Reactor
-from .netutil import is_local_address, local_ipv4_addresses, my_ipv4, resolve_ipv4
+from reactor.lines import LineCodec, LineTooLong
+from reactor.listener import Listener, open_listening_socket
+from reactor.loop import Reactor
+from reactor.netutil import is_local_address, local_ipv4_addresses, my_ipv4, resolve_ipv4
 from .peers import INCOMING, OUTGOING, PeerInfo, PeerTable
-from .protocol import Protocol
-from .transport import Connector, StreamTransport
+from reactor.protocol import Protocol
+from reactor.transport import Connector, StreamTransport
 
 HELLO_WAIT_S = 1.0          # how long a new connection may stay silent before it counts as raw
 RAW_FLUSH_S = 0.5           # a raw peer's unterminated text is shown after this much quiet
