@@ -45,6 +45,12 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _count_or_zero(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}: use a whole number >= 0")
+    return int(text)
+
+
 def _count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"invalid number {text!r}: use a whole number >= 1")
@@ -74,6 +80,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(default: 30)")
     parser.add_argument("--max-peers", type=_count, default=100, metavar="N",
                         help="refuse connections beyond N at once (default: 100)")
+    parser.add_argument("--max-per-address", type=_count_or_zero, default=10, metavar="N",
+                        help="refuse incoming connections from one IP address beyond N "
+                             "(default: 10; 0 for no limit)")
     parser.add_argument("--no-color", action="store_true",
                         help="no colours at a terminal (NO_COLOR=1 and TERM=dumb do the same)")
     parser.add_argument("--stay", action="store_true",
@@ -133,13 +142,14 @@ def run(args: argparse.Namespace) -> int:
     from network import Node, NodeOptions
     from reactor import LineCodec, Reactor, StdinReader, choose_selector
     from commands.terminal.lineedit import LineEditor
-    from reactor.netutil import resolve_ipv4
+    from commands.words import address_problem
+    from reactor.netutil import AddressError, resolve_ipv4
     from commands.terminal.screen import Screen, Terminal
 
     try:
         host = resolve_ipv4(args.host)
-    except ValueError as exc:
-        return _fail(f"--host: {exc}")
+    except AddressError as exc:
+        return _fail(f"--host: {address_problem(exc.problem.value)}")
     _raise_fd_limit()
     selector, stdin_pollable = choose_selector(0)
     reactor = Reactor(selector)
@@ -150,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
     console = Console(encoding=encoding, color=color)
     reactor.add_after_turn(console.flush)
     options = NodeOptions(connect_timeout_s=args.connect_timeout, heartbeat_s=args.heartbeat,
-                          send_timeout_s=args.send_timeout, max_peers=args.max_peers)
+                          send_timeout_s=args.send_timeout, max_peers=args.max_peers,
+                          max_per_address=args.max_per_address)
     node = Node(reactor, console, options)
     try:
         node.listen(host, args.port)

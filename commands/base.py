@@ -5,14 +5,17 @@ summary *as data* (so ``help`` and usage errors come from one place and
 survive ``python -OO``) and implements ``run(ctx, args)``. It sees the node
 only through :class:`NodeAPI` and writes only through ``ctx.console``.
 
-Commands never import ``reactor``: the node arrives through the context and
-is typed structurally.
+Commands never import ``reactor`` or the network's machinery: the node
+arrives through the context and is typed structurally; only the network's
+vocabulary (``network.outcomes``) is shared.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol
+
+from .sanitize import sanitize
 
 
 class CommandError(Exception):
@@ -24,14 +27,21 @@ class UsageError(CommandError):
 
 
 class NodeAPI(Protocol):
-    """The verbs commands may use (``network.node.Node`` implements them)."""
+    """The verbs commands may use (``network.node.Node`` implements them).
+
+    Refusals come as ``network.outcomes.Refused`` (the only part of the
+    network the commands import: its vocabulary).
+    """
 
     port: int
 
     def my_ip(self) -> str: ...
     def peers(self) -> list: ...
     def peer(self, peer_id: int) -> Any: ...
-    def connect(self, host: str, port: int, done: Callable[[bool], None]) -> str: ...
+    def peer_at(self, host: str, port: int) -> Any: ...
+    def connect(self, host: str, port: int, done: Callable[[bool], None]
+                ) -> tuple[str, int]: ...
+    def cancel_connect(self) -> tuple[str, int] | None: ...
     def terminate(self, peer_id: int) -> Any: ...
     def send(self, peer_id: int, text: str, done: Callable[[bool], None]) -> None: ...
 
@@ -47,7 +57,6 @@ class Context:
     # the command finishes later (a connect in flight, a send that waits).
     hold: Callable[[], Callable[[], None]]
     request_exit: Callable[[], None]
-    extra: dict = field(default_factory=dict)
 
 
 class Command:
@@ -71,18 +80,27 @@ class Command:
 def parse_id(text: str) -> int:
     """A connection id as the user typed it, or a :class:`CommandError`."""
     if not text.isdigit() or not text.isascii():
-        raise CommandError(f'"{text}" is not a connection id; ids are the numbers '
+        raise CommandError(f'"{sanitize(text)}" is not a connection id; ids are the numbers '
                            f'that "list" shows')
     return int(text)
 
 
 def parse_port(text: str) -> int:
     if not text.isdigit() or not text.isascii() or not 0 < int(text) < 65536:
-        raise CommandError(f'"{text}" is not a port; a port is a number from 1 to 65535')
+        raise CommandError(f'"{sanitize(text)}" is not a port; a port is a number from 1 '
+                           f'to 65535')
     return int(text)
 
 
 def lookup_peer(ctx: Context, text: str):
+    """The connection the user means: an id from ``list``, or ``ip:port`` as ``list`` shows it."""
+    host, sep, port_text = text.rpartition(":")
+    if sep:
+        info = ctx.node.peer_at(host, parse_port(port_text))
+        if info is None:
+            raise CommandError(f'no connection with {sanitize(text)}; type "list" to see the '
+                               f'connections')
+        return info
     peer_id = parse_id(text)
     info = ctx.node.peer(peer_id)
     if info is None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from network.outcomes import Refusal, Refused
+
+from . import words
 from .base import Command, CommandError, Context, lookup_peer, parse_port
 
 
@@ -10,7 +13,9 @@ class Connect(Command):
     usage = "<ip> <port>"
     summary = "open a connection to the peer listening at <ip> <port>"
     details = ("<ip> is an IPv4 address, localhost, or a name from /etc/hosts.\n"
-               "Commands typed after it wait until it has succeeded or failed.")
+               "The connection's id is fixed now (shown as \"as peer N\"), whoever else\n"
+               "connects meanwhile. Commands typed after it wait until it has\n"
+               "succeeded or failed.")
     min_args = max_args = 2
 
     def run(self, ctx: Context, args: list[str]) -> None:
@@ -18,11 +23,14 @@ class Connect(Command):
         port = parse_port(port_text)
         release = ctx.hold()
         try:
-            ip = ctx.node.connect(host, port, lambda ok: release())
-        except ValueError as exc:
+            ip, peer_id = ctx.node.connect(host, port, lambda ok: release())
+        except Refused as exc:
             release()
-            raise CommandError(f"cannot connect to {host}:{port}: {exc}") from None
-        ctx.console.info(f"connecting to {ip}:{port} ...")
+            if exc.refusal is Refusal.DUPLICATE:   # not a mistake: it is there already
+                ctx.console.already_connected(ctx.node.peer(exc.peer_id))
+                return
+            raise CommandError(words.cannot_connect(host, port, exc)) from None
+        ctx.console.info(f"connecting to {ip}:{port} as peer {peer_id} ...")
 
 
 class List(Command):
@@ -36,7 +44,7 @@ class List(Command):
 class Terminate(Command):
     name = "terminate"
     usage = "<id>"
-    summary = "close the connection with id <id> (see list)"
+    summary = "close the connection with id <id> (or <ip>:<port>, see list)"
     completes_ids = True
     min_args = max_args = 1
 

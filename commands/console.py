@@ -22,15 +22,14 @@ import os
 import select
 from typing import Callable, Iterable
 
+from network.outcomes import Direction
+
+from . import words
 from .sanitize import MAX_SHOWN_CHARS, all_safe, maybe_plain_ascii, sanitize, shorten
 
 STDOUT, STDERR = 1, 2
 # SGR colours for our own labels.
 MESSAGE, SENT, EVENT, ERROR = "1;36", "32", "33", "1;31"
-
-
-def _peer(info) -> str:
-    return f"peer {info.id} ({info.host}:{info.port})"
 
 
 class Console:
@@ -126,32 +125,29 @@ class Console:
         self.info(self._style(text, EVENT))
 
     def peer_connected(self, info) -> None:
-        if info.direction == "outgoing":
-            text = f"connected to {_peer(info)}"
+        if info.direction is Direction.OUTGOING:
+            text = f"connected to {words.peer(info)}"
             if not info.speaks_protocol:
                 text += " (it is not chat.py: it gets your messages as plain lines)"
         else:
-            text = f"{_peer(info)} connected to you"
+            text = f"{words.peer(info)} connected to you"
             if not info.speaks_protocol:
                 text += " (a plain TCP client, not chat.py; the port is its own)"
         self.event(text)
 
-    def peer_lost(self, info, reason: str, detail: str) -> None:
-        peer = _peer(info)
-        if reason == "closed":
-            self.event(f"{peer} closed the connection")
-        elif reason == "left":
-            self.event(f"{peer} left")
-        elif reason == "timed out":
-            self.event(f"dropped {peer}: it stopped answering ({detail})")
-        elif reason == "stalled":
-            self.event(f"dropped {peer}: it stopped reading ({detail})")
-        else:
-            self.event(f"lost the connection to {peer}: {detail or reason}")
+    def peer_upgraded(self, info) -> None:
+        self.event(f"{words.peer(info)} is chat.py after all (its hello came late)")
+
+    def peer_lost(self, info, lost) -> None:
+        for line in words.lost(info, lost):
+            self.event(line)
+
+    def already_connected(self, info) -> None:
+        self.info(f"already connected to {info.host}:{info.port} as peer {info.id}")
 
     def messages_received(self, info, texts: list[str]) -> None:
         """Lines from one peer; the hot path of the program, so done in bulk."""
-        prefix = self._style(f"message from {_peer(info)}:", MESSAGE) + " "
+        prefix = self._style(f"message from {words.peer(info)}:", MESSAGE) + " "
         if max(map(len, texts)) <= MAX_SHOWN_CHARS:
             body = prefix + ("\n" + prefix).join(texts)
             if not self.color:
@@ -167,30 +163,28 @@ class Console:
             self.info(prefix + shorten(sanitize(text)))
 
     def line_too_long(self, info, nbytes: int, limit: int) -> None:
-        self.info(f"{_peer(info)} sent a line longer than {limit} bytes; it was discarded")
+        self.info(f"{words.peer(info)} sent a line longer than {limit} bytes; it was discarded")
 
-    def connect_failed(self, host: str, port: int, reason: str) -> None:
-        self.error(f"could not connect to {host}:{port}: {sanitize(reason)}")
+    def connect_failed(self, host: str, port: int, failed) -> None:
+        self.error(words.could_not_connect(host, port, failed))
 
-    def incoming_refused(self, address: str | None, count: int, limit: int) -> None:
-        if address is not None:
-            self.info(f"refused a connection from {address}: already at the limit of "
-                      f"{limit} peers (see --max-peers)")
-        else:
-            self.info(f"refused {count} more connection(s) in the last second: "
-                      f"still at the limit of {limit} peers")
+    def incoming_refused(self, address, refusal, count: int, limit: int) -> None:
+        self.info(words.refused_incoming(address, refusal, count, limit))
 
-    def accept_paused(self, reason: str, retry_s: float) -> None:
-        self.info(f"cannot accept new connections for now ({reason}); "
+    def bad_hello(self, address: str, refusal, detail: str) -> None:
+        self.info(words.bad_hello(address, refusal, detail))
+
+    def accept_paused(self, errno, retry_s: float) -> None:
+        self.info(f"cannot accept new connections for now ({words.errno_words(errno)}); "
                   f"trying again in {retry_s:g} s")
 
     # -- words for command results ---------------------------------------------------------
 
     def sent(self, info, text: str) -> None:
-        self.info(f"{self._style(f'sent to {_peer(info)}:', SENT)} {text}")
+        self.info(f"{self._style(f'sent to {words.peer(info)}:', SENT)} {text}")
 
     def terminated(self, info) -> None:
-        self.event(f"closed the connection to {_peer(info)}")
+        self.event(f"closed the connection to {words.peer(info)}")
 
     def peer_table(self, peers: list) -> None:
         if not peers:
@@ -198,7 +192,7 @@ class Console:
             return
         rows = [("id", "IP address", "port", "connection")]
         for p in peers:
-            how = "you connected" if p.direction == "outgoing" else "it connected"
+            how = "you connected" if p.direction is Direction.OUTGOING else "it connected"
             if not p.speaks_protocol:
                 how += ", not chat.py"
             rows.append((str(p.id), p.host, str(p.port), how))

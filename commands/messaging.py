@@ -10,7 +10,8 @@ class Send(Command):
     name = "send"
     usage = "<id> <message>"
     summary = f"send a message (at most {MAX_MESSAGE_CHARS} characters) to connection <id>"
-    details = ("The message is the rest of the line, spaces inside it kept.\n"
+    details = ("<id> is a number from \"list\", or the peer's <ip>:<port> as \"list\" shows it.\n"
+               "The message is the rest of the line, spaces inside it kept.\n"
                "Characters are counted as Unicode code points: é and 日 count one each.\n"
                "If that peer is slow to read, this waits until it catches up.")
     completes_ids = True

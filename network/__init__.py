@@ -1,9 +1,11 @@
 """The chat network: who we talk to and how.
 
-The peer table and its ids, the wire format, the node that owns the
-listening socket and every connection and offers the verbs the commands use
-(connect, terminate, send, shutdown). It builds on ``reactor`` and reports
-what happens to an observer as structured outcomes; it never prints.
+``peer_protocol`` is the sans-IO protocol of one connection (handshake,
+heartbeats, refusals) and ``wire`` its format; ``connection`` adapts it to a
+transport and the loop's timers; ``node`` (with ``events``, ``admission``,
+``attempt`` and ``peers``) owns the listening socket, the peer table and its
+ids, and the verbs the commands use. ``outcomes`` is the vocabulary it
+reports in: Enums and numbers, never words.
 """
 
 from .node import Node, NodeOptions

@@ -1,37 +1,57 @@
-"""The chat wire protocol, beyond plain lines (see README, "Wire protocol").
+"""The chat wire format: plain lines, plus control lines for our own peers.
 
 A message is its UTF-8 text and ``\\n``: nothing else, so ``nc`` is a full
-peer. Our own peers also exchange *control lines*, which start with
+peer. chat.py peers also exchange *control lines*, which start with
 ``CONTROL_MARK`` (U+0001, a control character the console refuses in typed
-messages, so a user can never forge one):
+messages, so a user can never forge one)::
 
-    \\x01HELLO chat/1 port=<listening port> node=<random hex id>
-    \\x01REFUSE <reason words>          answer to a hello we will not accept
-    \\x01PING                           heartbeat; any received line proves life
-    \\x01BYE                            "I am exiting" (sent before closing)
+    \\x01HELLO chat/2 port=<1-65535> node=<16 hex digits> heartbeat=<ms>
+    \\x01REFUSE <reason> [<argument>]     reason: self | duplicate | full <limit> |
+                                        busy <limit> | version <versions we speak> |
+                                        malformed
+    \\x01PING                             "still here" (any line proves life)
+    \\x01BYE                              "I am exiting" (sent before closing)
 
-Unknown control verbs and unknown ``key=value`` fields are ignored, so a
-later version can add them without breaking this one.
+The parser is strict, because a hello decides who a connection is: the
+version must be one we speak, every known field must appear exactly once,
+numbers are ASCII digits only (no ``+``, ``_`` or other scripts' digits)
+and in range. Unknown *fields* are allowed once each, so a later version can
+add some; unknown control *verbs* are ignored for the same reason.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-CONTROL_MARK = "\x01"
-PROTOCOL = "chat/1"
+from .outcomes import Refusal
 
-HELLO = "HELLO"
-REFUSE = "REFUSE"
-PING = "PING"
-BYE = "BYE"
+CONTROL_MARK = "\x01"
+VERSION = "chat/2"
+VERSIONS = (VERSION,)             # every version this program speaks
+
+HELLO, REFUSE, PING, BYE = "HELLO", "REFUSE", "PING", "BYE"
+
+NODE_ID_CHARS = 16
+MIN_HEARTBEAT_MS, MAX_HEARTBEAT_MS = 100, 86_400_000
+_FIELDS = ("port", "node", "heartbeat")
+_HEX = frozenset("0123456789abcdef")
+_MAX_NUMBER_CHARS = 10
 
 
 @dataclass(frozen=True)
 class Hello:
-    port: int
-    node_id: str
-    version: str = PROTOCOL
+    port: int               # where the sender listens
+    node_id: str            # random per process: tells two processes apart
+    heartbeat_ms: int       # the sender speaks at least this often
+
+
+class BadHello(Exception):
+    """A hello we cannot accept; ``refusal`` is VERSION or MALFORMED."""
+
+    def __init__(self, refusal: Refusal, detail: str) -> None:
+        super().__init__(detail)
+        self.refusal = refusal
+        self.detail = detail
 
 
 def is_control(line: str) -> bool:
@@ -42,28 +62,73 @@ def control_line(verb: str, *words: str) -> str:
     return CONTROL_MARK + " ".join((verb,) + words)
 
 
-def hello_line(port: int, node_id: str) -> str:
-    return control_line(HELLO, PROTOCOL, f"port={port}", f"node={node_id}")
+def hello_line(hello: Hello) -> str:
+    return control_line(HELLO, VERSION, f"port={hello.port}", f"node={hello.node_id}",
+                        f"heartbeat={hello.heartbeat_ms}")
+
+
+def refuse_line(refusal: Refusal, argument: str | int | None = None) -> str:
+    words = [refusal.value] if argument is None else [refusal.value, str(argument)]
+    return control_line(REFUSE, *words)
 
 
 def split_control(line: str) -> tuple[str, list[str]]:
     """``"\\x01VERB a b"`` -> ``("VERB", ["a", "b"])``; call only if :func:`is_control`."""
-    words = line[len(CONTROL_MARK):].split()
-    if not words:
-        return "", []
-    return words[0].upper(), words[1:]
+    words = line[len(CONTROL_MARK):].split(" ")
+    return words[0], [w for w in words[1:] if w]
 
 
-def maybe_parse_hello(words: list[str]) -> Hello | None:
-    """The fields of a HELLO, or ``None`` if they are unusable."""
-    if not words or not words[0].startswith("chat/"):
-        return None
-    fields = dict(w.split("=", 1) for w in words[1:] if "=" in w)
+def _number(fields: dict[str, str], name: str, low: int, high: int) -> int:
+    text = fields[name]
+    if not (text.isascii() and text.isdigit() and len(text) <= _MAX_NUMBER_CHARS):
+        raise BadHello(Refusal.MALFORMED, f"{name} is not a number")
+    value = int(text)
+    if not low <= value <= high:
+        raise BadHello(Refusal.MALFORMED, f"{name} {value} is out of range")
+    return value
+
+
+def parse_hello(words: list[str]) -> Hello:
+    """The fields of a HELLO's words, or :class:`BadHello`."""
+    if not words or words[0] not in VERSIONS:
+        if words and words[0].startswith("chat/"):
+            raise BadHello(Refusal.VERSION, "version")
+        raise BadHello(Refusal.MALFORMED, "not a chat hello")
+    fields: dict[str, str] = {}
+    for word in words[1:]:
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            raise BadHello(Refusal.MALFORMED, "a field is not key=value")
+        if key in fields:
+            raise BadHello(Refusal.MALFORMED, f"{key} appears twice")
+        fields[key] = value
+    missing = [name for name in _FIELDS if name not in fields]
+    if missing:
+        raise BadHello(Refusal.MALFORMED, f"{missing[0]} is missing")
+    node_id = fields["node"]
+    if len(node_id) != NODE_ID_CHARS or not _HEX.issuperset(node_id):
+        raise BadHello(Refusal.MALFORMED, "node is not 16 hex digits")
+    return Hello(port=_number(fields, "port", 1, 65535), node_id=node_id,
+                 heartbeat_ms=_number(fields, "heartbeat", MIN_HEARTBEAT_MS,
+                                      MAX_HEARTBEAT_MS))
+
+
+@dataclass(frozen=True)
+class PeerRefusal:
+    refusal: Refusal | None     # None: a reason this version does not know
+    limit: int = 0
+    detail: str = ""            # the words as sent (peer text: sanitise before showing)
+
+
+def parse_refuse(words: list[str]) -> PeerRefusal:
+    detail = " ".join(words)[:200]
     try:
-        port = int(fields.get("port", ""))
+        refusal = Refusal(words[0]) if words else None
     except ValueError:
-        return None
-    node_id = fields.get("node", "")
-    if not (0 < port < 65536) or not node_id or len(node_id) > 64 or not node_id.isalnum():
-        return None
-    return Hello(port, node_id, words[0])
+        return PeerRefusal(None, detail=detail)
+    limit = 0
+    if refusal in (Refusal.FULL, Refusal.BUSY) and len(words) > 1:
+        text = words[1]
+        if text.isascii() and text.isdigit() and len(text) <= _MAX_NUMBER_CHARS:
+            limit = int(text)
+    return PeerRefusal(refusal, limit, detail)

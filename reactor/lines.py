@@ -107,6 +107,10 @@ class LineCodec:
         """How many bytes of an unterminated line are held."""
         return len(self._buffer)
 
+    def peek_partial(self, nbytes: int) -> bytes:
+        """The first ``nbytes`` of the unterminated tail, left in place."""
+        return self._buffer[:nbytes]
+
     def maybe_take_partial(self) -> str | None:
         """Return and forget the unterminated tail, or ``None`` if there is none.
 

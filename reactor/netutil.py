@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import socket
 import struct
@@ -21,28 +22,39 @@ HOSTS_FILE = "/etc/hosts"
 _SIOCGIFADDR = 0xC0206921 if sys.platform == "darwin" else 0x8915
 
 
+class AddressProblem(enum.Enum):
+    IPV6 = "ipv6"                  # an IPv6 address: only IPv4 is supported
+    BAD_NUMBER = "bad number"      # digits and dots, but not four numbers 0-255
+    NOT_AN_ADDRESS = "not an address"
+    UNKNOWN_HOST = "unknown host"  # a name that is not in the hosts file
+
+
+class AddressError(ValueError):
+    def __init__(self, problem: AddressProblem) -> None:
+        super().__init__(problem.value)
+        self.problem = problem
+
+
 def resolve_ipv4(text: str, hosts_file: str = HOSTS_FILE) -> str:
-    """Return a numeric IPv4 address for ``text`` or raise ``ValueError``."""
+    """Return a numeric IPv4 address for ``text`` or raise :class:`AddressError`."""
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:
         pass
     else:
         if addr.version != 4:
-            raise ValueError("that is an IPv6 address; only IPv4 is supported for now")
+            raise AddressError(AddressProblem.IPV6)
         return str(addr)
     if all(c.isdigit() or c == "." for c in text):
-        raise ValueError("not a valid IPv4 address (four numbers from 0 to 255, "
-                         "like 192.168.1.5)")
+        raise AddressError(AddressProblem.BAD_NUMBER)
     name = text.lower().rstrip(".")
-    if not name or any(c.isspace() for c in name):
-        raise ValueError(f"{text!r} is not an IP address")
+    if not name or any(c.isspace() for c in name) or ":" in name:
+        raise AddressError(AddressProblem.NOT_AN_ADDRESS)
     if name == "localhost":
         return "127.0.0.1"
     found = _lookup_hosts_file(name, hosts_file)
     if found is None:
-        raise ValueError(f"unknown host; use a numeric IPv4 address such as 192.168.1.5 "
-                         f"(names are looked up only in {hosts_file}, never in DNS)")
+        raise AddressError(AddressProblem.UNKNOWN_HOST)
     return found
 
 

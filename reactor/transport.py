@@ -36,8 +36,8 @@ _PEER_GONE = (ConnectionError, TimeoutError)
 class StreamTransport:
     __slots__ = ("_reactor", "_sock", "_fd", "_protocol", "_buffer", "_reading",
                  "_closing", "closed", "_paused_writing", "high_water", "low_water",
-                 "_flush_pending",
-                 "last_write_progress", "peername", "sockname")
+                 "_flush_pending", "_eof_pending", "dropped_bytes",
+                 "last_write_progress", "peername")
 
     def __init__(self, reactor: Reactor, sock: socket.socket, protocol: Protocol,
                  high_water: int = WRITE_HIGH_WATER_BYTES,
@@ -55,11 +55,12 @@ class StreamTransport:
         self.closed = False
         self._paused_writing = False
         self._flush_pending = False
+        self._eof_pending = False     # write_eof() asked: shut our side once drained
+        self.dropped_bytes = 0        # what abort() threw away unsent
         self.high_water = high_water
         self.low_water = low_water
         self.last_write_progress = reactor.time()
         self.peername = _address(sock.getpeername)
-        self.sockname = _address(sock.getsockname)
         self._update_interest()
         protocol.connection_made(self)
 
@@ -75,16 +76,8 @@ class StreamTransport:
             events |= EVENT_WRITE
         self._reactor.set_handler(self._fd, self, events)
 
-    @property
-    def is_closing(self) -> bool:
-        return self._closing or self.closed
-
     def get_write_buffer_size(self) -> int:
         return len(self._buffer)
-
-    def count_buffered(self, separator: bytes) -> int:
-        """How many ``separator`` bytes are still waiting to be sent."""
-        return self._buffer.count(separator)
 
     # -- reading ----------------------------------------------------------------
 
@@ -123,7 +116,7 @@ class StreamTransport:
         ``send`` (a script of many sends costs one system call per turn, not
         one per message); what the kernel does not take waits for writability.
         """
-        if self._closing or self.closed or not data:
+        if self._closing or self.closed or self._eof_pending or not data:
             return
         if not self._buffer and not self._flush_pending:
             self._flush_pending = True
@@ -152,6 +145,9 @@ class StreamTransport:
                 self._maybe_resume_protocol()
         if self._closing and not self._buffer:
             self._finish(None)
+        elif self._eof_pending and not self._buffer:
+            self._shutdown_write()
+            self._update_interest()
         else:
             self._update_interest()   # write interest stays on while anything is left
 
@@ -171,6 +167,25 @@ class StreamTransport:
 
     # -- closing ----------------------------------------------------------------
 
+    def write_eof(self) -> None:
+        """Half-close: send what is buffered, then end our direction; keep reading.
+
+        The other side sees EOF and hangs up in turn, and its last bytes are
+        still read (closing with unread input would reset the connection and
+        could destroy what we sent before the other side read it).
+        """
+        if self._closing or self.closed or self._eof_pending:
+            return
+        self._eof_pending = True
+        if not self._buffer:
+            self._shutdown_write()
+
+    def _shutdown_write(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass   # already gone: the read side will tell
+
     def close(self) -> None:
         """Stop reading, send what is buffered, then close. Idempotent."""
         if self._closing or self.closed:
@@ -188,6 +203,7 @@ class StreamTransport:
     def _force_close(self, exc: BaseException | None) -> None:
         if self.closed:
             return
+        self.dropped_bytes = len(self._buffer)
         self._buffer.clear()
         self._closing = True
         self._finish(exc)

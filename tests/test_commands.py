@@ -7,23 +7,20 @@ import pytest
 from commands import CommandRunner, Console, Context, default_registry
 from commands.base import Command, CommandError
 from commands.registry import CommandRegistry
+from network.outcomes import Direction, Refusal, Refused
+from network.peers import PeerInfo
 
 
-@dataclass(frozen=True)
-class Peer:
-    id: int
-    host: str
-    port: int
-    direction: str = "outgoing"
-    speaks_protocol: bool = True
+def Peer(peer_id, host, port, direction=Direction.OUTGOING, speaks_protocol=True):
+    return PeerInfo(peer_id, host, port, direction, speaks_protocol)
 
 
 class FakeNode:
     port = 9090
 
     def __init__(self):
-        self.table = {1: Peer(1, "10.0.0.2", 8080), 3: Peer(3, "10.0.0.3", 7070, "incoming",
-                                                               False)}
+        self.table = {1: Peer(1, "10.0.0.2", 8080),
+                      3: Peer(3, "10.0.0.3", 7070, Direction.INCOMING, False)}
         self.calls = []
         self.pending = []        # done callbacks not called yet
 
@@ -36,12 +33,21 @@ class FakeNode:
     def peer(self, peer_id):
         return self.table.get(peer_id)
 
+    def peer_at(self, host, port):
+        return next((p for p in self.table.values() if (p.host, p.port) == (host, port)), None)
+
     def connect(self, host, port, done):
         self.calls.append(("connect", host, port))
         if host == "bad":
-            raise ValueError("unknown host")
+            raise Refused(Refusal.NO_ROUTE, detail="unknown host")
+        existing = self.peer_at(host, port)
+        if existing is not None:
+            raise Refused(Refusal.DUPLICATE, peer_id=existing.id)
         self.pending.append(done)
-        return host
+        return host, 4
+
+    def cancel_connect(self):
+        return None
 
     def terminate(self, peer_id):
         self.calls.append(("terminate", peer_id))
@@ -151,7 +157,11 @@ def test_list(h):
     ("connect 1.2.3.4 abc", '"abc" is not a port; a port is a number from 1 to 65535'),
     ("connect 1.2.3.4 0", '"0" is not a port; a port is a number from 1 to 65535'),
     ("connect 1.2.3.4 70000", '"70000" is not a port; a port is a number from 1 to 65535'),
-    ("connect bad 80", "cannot connect to bad:80: unknown host"),
+    ("connect bad 80", "cannot connect to bad:80: unknown host; use a numeric IPv4 address "
+                       "such as 192.168.1.5 (names are looked up only in /etc/hosts, never in "
+                       "DNS)"),
+    ("send 10.0.0.2:9 hi", 'no connection with 10.0.0.2:9; type "list" to see the connections'),
+    ("send 10.0.0.2:x hi", '"x" is not a port; a port is a number from 1 to 65535'),
     ("help nothing", 'unknown command "nothing"; type "help" to see the commands'),
 ])
 def test_mistakes_are_one_error_line(h, line, error):
@@ -183,7 +193,7 @@ def test_a_send_that_never_got_out_says_so(h):
 
 def test_connect_holds_the_queue_until_done(h):
     h.run("connect 10.0.0.9 7000", "myport", "list")
-    assert h.out() == ["connecting to 10.0.0.9:7000 ..."]
+    assert h.out() == ["connecting to 10.0.0.9:7000 as peer 4 ..."]
     h.node.pending.pop(0)(True)
     h.turn()
     assert h.out()[1] == "listening port: 9090"
@@ -193,6 +203,21 @@ def test_terminate(h):
     h.run("terminate 3", "terminate 3")
     assert h.out() == ["closed the connection to peer 3 (10.0.0.3:7070)"]
     assert h.err() == ['error: no connection with id 3; type "list" to see the connections']
+
+
+def test_a_peer_can_be_named_by_the_address_list_shows(h):
+    h.run("send 10.0.0.2:8080 by address", "terminate 10.0.0.3:7070")
+    assert h.node.calls == [("send", 1, "by address")]
+    h.node.pending.pop(0)(True)
+    h.turn()
+    assert h.out() == ["sent to peer 1 (10.0.0.2:8080): by address",
+                       "closed the connection to peer 3 (10.0.0.3:7070)"]
+
+
+def test_connecting_to_a_peer_we_have_is_said_not_an_error(h):
+    h.run("connect 10.0.0.2 8080", "myport")
+    assert h.out() == ["already connected to 10.0.0.2:8080 as peer 1", "listening port: 9090"]
+    assert h.err() == []
 
 
 def test_exit_and_end_of_input_run_after_what_is_queued(h):

@@ -1,0 +1,222 @@
+"""The adapter between one socket's transport, the loop's timers and the peer protocol.
+
+It owns no chat logic: bytes from the transport go into the
+:class:`~network.peer_protocol.PeerProtocol`, the events that come out go to
+the node, what the protocol wants sent goes to the transport, and one timer
+is kept at the protocol's next deadline. The rest is bookkeeping the node
+keeps per connection (its id, where it was going, what to call when a
+connect settles) and the accounts of what was sent.
+
+Nothing lost silently: every message handed to the transport is remembered
+by the offset where it ends in the stream, so when the connection goes away
+the number of messages still in our own buffer (a partly written one
+included) is known exactly. (A message still waiting above the transport's
+high-water mark was never confirmed: its sender is told on its own.)
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+from typing import Callable, Protocol as TypingProtocol
+
+from reactor.loop import Reactor
+from reactor.protocol import Protocol
+
+from .outcomes import Direction
+from .peer_protocol import PeerProtocol, State
+
+
+class Owner(TypingProtocol):
+    """What a connection tells the node (implemented by :class:`network.node.Node`)."""
+
+    def connection_events(self, conn: "Connection", events: list) -> None: ...
+    def connection_ended(self, conn: "Connection", exc: BaseException | None,
+                         unsent: int) -> None: ...
+
+
+class Connection(Protocol):
+    """One connection: transport below, peer protocol beside, the node above."""
+
+    def __init__(self, reactor: Reactor, owner: Owner, protocol: PeerProtocol,
+                 direction: Direction, remote_ip: str) -> None:
+        self._reactor = reactor
+        self._owner = owner
+        self.protocol = protocol
+        self.direction = direction
+        self.remote_ip = remote_ip
+        self.transport = None
+        self._timer = None
+        self._timer_when = 0.0
+        self._read_paused_by_node = False
+        self._eof_sent = False
+        # Accounts: bytes handed to the transport, and where each message ends.
+        self._written = 0
+        self._message_ends: collections.deque = collections.deque()
+        self.waiting: collections.deque = collections.deque()   # (text, done) above high water
+        # The node's bookkeeping.
+        self.info = None            # PeerInfo once established (or the peer it stands for)
+        self.peer_id = 0            # reserved (outgoing) or given (incoming) id
+        self.target: tuple[str, int] | None = None      # outgoing: where we connected
+        self.on_settled: Callable | None = None         # outgoing: the connect's callback
+        self.retired = False        # closing quietly: a duplicate, a refusal, a failed handshake
+        self.counted = False        # counts against its address's share (incoming)
+        self.farewell = False       # refused at the door: only says why
+        self.deferred = False       # an incoming hello waiting for our own connect
+        self.close_reason = None    # set by the node when it closes on purpose
+        self.close_detail: dict = {}
+
+    # -- from the transport ---------------------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self._after()
+
+    def data_received(self, data: bytes) -> None:
+        events = self.protocol.receive_data(data, self._reactor.time())
+        if events:
+            self._owner.connection_events(self, events)
+        self._after()
+
+    def eof_received(self) -> None:
+        events = self.protocol.receive_eof(self._reactor.time())
+        if events:
+            self._owner.connection_events(self, events)
+        self._flush()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.protocol.closed()
+        unsent = self.unsent_messages()
+        for _, done in self.waiting:
+            done(False)
+        self.waiting.clear()
+        self._owner.connection_ended(self, exc, unsent)
+
+    def pause_writing(self) -> None:
+        pass   # send() looks at transport.write_paused
+
+    def resume_writing(self) -> None:
+        while self.waiting and not self.transport.write_paused and not self.transport.closed:
+            text, done = self.waiting.popleft()
+            self._write_message(text)
+            done(True)
+
+    # -- from the node --------------------------------------------------------------------
+
+    def handle(self, events: list) -> None:
+        """Events the node got back from a protocol call it made (accept_peer ...)."""
+        if events:
+            self._owner.connection_events(self, events)
+        self._after()
+
+    def send(self, text: str, done: Callable[[bool], None]) -> None:
+        """Queue one message; ``done(True)`` once it is in the transport's buffer."""
+        if self.waiting or self.transport.write_paused:
+            self.waiting.append((text, done))
+            return
+        self._write_message(text)
+        done(True)
+
+    def flush_waiting(self) -> None:
+        """Exit: everything waiting goes into the buffer now (the grace period bounds it)."""
+        while self.waiting:
+            text, done = self.waiting.popleft()
+            self._write_message(text)
+            done(True)
+
+    def set_reading(self, reading: bool) -> None:
+        """The node pauses every connection while its output is congested."""
+        self._read_paused_by_node = not reading
+        self.protocol.reading_paused(not reading, self._reactor.time())
+        self._update_reading()
+
+    def close(self) -> None:
+        """Send what is buffered, then close (``terminate``, exit)."""
+        self._flush()
+        self.transport.close()
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+    # -- accounts -------------------------------------------------------------------------
+
+    def _write_message(self, text: str) -> None:
+        self._flush()                         # control lines queued before it go first
+        data = self.protocol.send_message(text, self._reactor.time())
+        if data and not self.transport.closed:
+            self.transport.write(data)
+            self._written += len(data)
+            ends = self._message_ends
+            ends.append(self._written)
+            sent = self._written - self.transport.get_write_buffer_size()
+            while ends[0] <= sent:
+                ends.popleft()
+                if not ends:
+                    break
+
+    def unsent_messages(self) -> int:
+        """Messages confirmed as sent that never fully left our own buffer."""
+        transport = self.transport
+        if transport is None:
+            return 0
+        left = transport.get_write_buffer_size() + transport.dropped_bytes
+        sent = self._written - left
+        ends = list(self._message_ends)
+        return len(ends) - bisect.bisect_right(ends, sent)
+
+    # -- keeping the protocol's promises --------------------------------------------------
+
+    def _flush(self) -> None:
+        data = self.protocol.data_to_send()
+        if data and self.transport is not None:
+            self.transport.write(data)
+            self._written += len(data)
+
+    def _after(self) -> None:
+        """After any call into the protocol: send, half-close, read or not, re-arm."""
+        if self.transport is None or self.transport.closed:
+            return
+        self._flush()
+        if self.protocol.state is State.FINISHING and not self._eof_sent:
+            self._eof_sent = True
+            self.transport.write_eof()
+        self._update_reading()
+        self._arm()
+
+    def _update_reading(self) -> None:
+        if self.transport is None:
+            return
+        if self._read_paused_by_node or self.protocol.deciding:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    def _arm(self) -> None:
+        """Keep one timer at the protocol's next deadline.
+
+        Deadlines mostly move later (each message pushes the silence limit
+        back), so the timer is only moved when the new deadline is *earlier*;
+        a timer that fires early just asks again.
+        """
+        when = self.protocol.next_deadline()
+        if when is None:
+            return
+        if self._timer is not None:
+            if self._timer_when <= when:
+                return
+            self._timer.cancel()
+        self._timer_when = when
+        self._timer = self._reactor.call_later(max(0.0, when - self._reactor.time()),
+                                               self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.transport is None or self.transport.closed:
+            return
+        events = self.protocol.tick(self._reactor.time())
+        if events:
+            self._owner.connection_events(self, events)
+        self._after()

@@ -1,0 +1,281 @@
+"""What the node does with what its connections report (the other half of :class:`Node`).
+
+Kept apart from the verbs in ``node.py`` so that each file reads as one
+story: ``node.py`` is what our user asks for, this is what the network
+tells us. :class:`ConnectionEvents` is a mixin of :class:`network.node.Node`
+and uses its state (the table, the connections, the connect in flight).
+"""
+
+from __future__ import annotations
+
+import errno as errnos
+import socket
+from dataclasses import replace
+
+from .connection import Connection
+from .outcomes import CloseReason, ConnectFailed, Direction, Failure, Lost, Refusal
+from .peer_protocol import (BadHello, BecamePlain, CloseNow, Goodbye, HandshakeTimedOut,
+                            HelloReceived, LineDiscarded, Messages, PeerRefused, PeerSilent,
+                            State)
+from .peers import PeerInfo
+
+
+class ConnectionEvents:
+    """The node's answers to connection events (``Connection`` calls these two methods)."""
+
+    # -- TCP connect of our attempt -----------------------------------------------------
+
+    def _tcp_connected(self, sock: socket.socket) -> None:
+        attempt = self._attempt
+        attempt.connector = None
+        conn = self._new_connection(Direction.OUTGOING, attempt.ip)
+        conn.peer_id, conn.target = attempt.peer_id, (attempt.ip, attempt.port)
+        attempt.conn = conn
+        self._pending.add(conn)
+        self._attach(conn, sock)
+
+    def _tcp_failed(self, exc: OSError) -> None:
+        attempt = self._attempt
+        attempt.connector = None
+        if isinstance(exc, TimeoutError):
+            failed = ConnectFailed(Failure.TIMED_OUT, timeout_s=self.options.connect_timeout_s)
+        else:
+            failed = ConnectFailed(Failure.NETWORK, errno=exc.errno)
+        self._settle(attempt, failed)
+
+    def _settle(self, attempt, failed: ConnectFailed | None) -> None:
+        """Our connect is over: established (``None``) or failed (``failed``).
+
+        Incoming hellos that waited for it are decided now.
+        """
+        if self._attempt is not attempt:
+            return
+        self._attempt = None
+        if failed is not None and self._table.get(attempt.peer_id) is None:
+            self._table.unused(attempt.peer_id)
+        if failed is not None and failed.failure is not Failure.CANCELLED:
+            self._observer.connect_failed(attempt.ip, attempt.port, failed)
+        attempt.done(failed is None)
+        for conn in attempt.deferred:
+            if conn.deferred and not conn.transport.closed:
+                conn.deferred = False
+                self._decide_hello(conn, conn.protocol.theirs)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def connection_events(self, conn: Connection, events: list) -> None:
+        for event in events:
+            kind = type(event)
+            if kind is Messages:
+                if conn.info is not None:
+                    self._observer.messages_received(conn.info, event.texts)
+            elif kind is HelloReceived:
+                self._decide_hello(conn, event.hello)
+            elif kind is BecamePlain:
+                self._establish(conn)
+            elif kind is LineDiscarded:
+                self._observer.line_too_long(conn.info, event.nbytes, event.limit)
+            elif kind is Goodbye:
+                conn.close_reason = conn.close_reason or CloseReason.LEFT
+            elif kind is PeerSilent:
+                self._drop(conn, CloseReason.TIMED_OUT, silent_s=event.silent_s)
+            elif kind is PeerRefused:
+                self._peer_refused(conn, event.refusal)
+            elif kind is BadHello:
+                self._bad_hello(conn, event.refusal, event.detail)
+            elif kind is HandshakeTimedOut:
+                self._handshake_over(conn, ConnectFailed(Failure.HANDSHAKE))
+                conn.abort()
+            elif kind is CloseNow:
+                conn.abort()
+
+    def _peer_refused(self, conn: Connection, refusal) -> None:
+        if self._attempt is not None and self._attempt.conn is conn:
+            self._handshake_over(conn, ConnectFailed(Failure.REFUSED_BY_PEER,
+                                                     refusal=refusal.refusal,
+                                                     limit=refusal.limit, detail=refusal.detail))
+        elif conn.info is not None and not conn.retired:
+            self._drop(conn, CloseReason.REFUSED, detail=refusal.detail)
+
+    def _bad_hello(self, conn: Connection, refusal: Refusal, detail: str) -> None:
+        host, port = conn.transport.peername
+        self._observer.bad_hello(f"{host}:{port}", refusal, detail)
+        self._handshake_over(conn, ConnectFailed(Failure.HANDSHAKE, refusal=refusal,
+                                                 detail=detail))
+
+    def _handshake_over(self, conn: Connection, failed: ConnectFailed,
+                        refusal: Refusal | None = None) -> None:
+        """A connection that will not become (or stay) a peer: refuse it, or just close it."""
+        if refusal is not None:
+            conn.handle(conn.protocol.refuse(refusal, self._reactor.time()))
+        elif conn.protocol.state is not State.FINISHING:
+            conn.abort()
+        if conn.info is None:              # never shown: it goes quietly
+            self._pending.discard(conn)
+            conn.retired = True
+            self._lingering.add(conn)
+        if self._attempt is not None and self._attempt.conn is conn:
+            self._settle(self._attempt, failed)
+
+    # -- hellos ---------------------------------------------------------------------------
+
+    def _decide_hello(self, conn: Connection, hello) -> None:
+        attempt = self._attempt
+        if hello.node_id == self.node_id:
+            self._handshake_over(conn, ConnectFailed(Failure.REFUSED_BY_PEER,
+                                                     refusal=Refusal.SELF), Refusal.SELF)
+            return
+        if (conn.direction is Direction.INCOMING and conn.info is None and attempt is not None
+                and attempt.port == hello.port and not attempt.resolved()):
+            # Maybe the peer we are connecting to, connecting to us: answer, decide later.
+            conn.deferred = True
+            attempt.deferred.append(conn)
+            conn.protocol.answer_hello(self._reactor.time())
+            conn.handle([])
+            return
+        other = self._other_connection(conn, hello.node_id)
+        if other is None:
+            self._accept(conn, hello)
+        elif other.direction is conn.direction or conn.info is not None:
+            # The same peer twice from the same side (or a late hello that duplicates
+            # a peer we have): keep the one we have.
+            if attempt is not None and conn is attempt.conn:
+                self._retire(conn)
+                conn.info = other.info
+                self._observer.already_connected(other.info)
+                self._settle(attempt, None)
+            else:
+                self._handshake_over(conn, ConnectFailed(Failure.HANDSHAKE), Refusal.DUPLICATE)
+        else:
+            # Two connections between the same two nodes, one each way: both sides keep
+            # the one initiated by the lower node id.
+            keep_outgoing = self.node_id < hello.node_id
+            if (conn.direction is Direction.OUTGOING) == keep_outgoing:
+                self._keep(conn, other)
+            else:
+                self._keep(other, conn)
+            if attempt is not None and attempt.conn in (conn, other):
+                self._settle(attempt, None)
+
+    def _other_connection(self, conn: Connection, node_id: str) -> Connection | None:
+        """A live connection to ``node_id``: established, or deferred with its hello."""
+        for other in [*self._by_id.values(), *self._pending]:
+            theirs = other.protocol.theirs
+            if other is not conn and theirs is not None and theirs.node_id == node_id \
+                    and (other.info is not None or other.deferred):
+                return other
+        return None
+
+    def _keep(self, winner: Connection, loser: Connection) -> None:
+        """``winner`` stays (under the id already shown, or the one our connect reserved)."""
+        attempt = self._attempt
+        shown = loser.info
+        if winner.info is None and shown is None and attempt is not None \
+                and loser is attempt.conn:
+            winner.peer_id = loser.peer_id
+        self._retire(loser)
+        if winner.info is None:
+            if shown is not None:
+                info = replace(shown, direction=winner.direction)
+                winner.peer_id = info.id
+                self._accept(winner, winner.protocol.theirs, info)
+            else:
+                self._accept(winner, winner.protocol.theirs)
+        loser.info = winner.info
+
+    def _retire(self, loser: Connection) -> None:
+        """Close a duplicate quietly: half-close, show what it still brings, no event."""
+        if loser.info is not None and self._by_id.get(loser.info.id) is loser:
+            del self._by_id[loser.info.id]
+        self._pending.discard(loser)
+        loser.retired, loser.deferred = True, False
+        self._lingering.add(loser)
+        loser.handle(loser.protocol.finish(self._reactor.time()))
+
+    def _accept(self, conn: Connection, hello, info: PeerInfo | None = None) -> None:
+        conn.deferred = False
+        events = conn.protocol.accept_peer(self._reactor.time())
+        if info is not None:                          # takes over an id already shown
+            self._pending.discard(conn)
+            self._table.put(info)
+            self._by_id[info.id] = conn
+            conn.info = info
+        elif conn.info is not None:                   # a plain connection was chat.py
+            info = replace(conn.info, speaks_protocol=True, node_id=hello.node_id,
+                           port=conn.info.port if conn.target else hello.port)
+            self._table.put(info)
+            conn.info = info
+            self._observer.peer_upgraded(info)
+        else:
+            self._establish(conn)
+        conn.handle(events)
+
+    def _establish(self, conn: Connection) -> None:
+        hello = conn.protocol.theirs
+        if conn.target is not None:
+            host, port = conn.target
+        else:
+            host = conn.remote_ip
+            port = hello.port if hello else conn.transport.peername[1]
+        peer_id = conn.peer_id or self._table.reserve()
+        info = PeerInfo(peer_id, host, port, conn.direction, hello is not None,
+                        hello.node_id if hello else None)
+        self._pending.discard(conn)
+        self._table.put(info)
+        self._by_id[peer_id] = conn
+        conn.info, conn.peer_id = info, peer_id
+        self._observer.peer_connected(info)
+        attempt = self._attempt
+        if attempt is not None and attempt.conn is conn:
+            self._settle(attempt, None)
+
+    # -- endings --------------------------------------------------------------------------
+
+    def _drop(self, conn: Connection, reason: CloseReason, **detail) -> None:
+        """Close now, on purpose, and say why (once it is gone)."""
+        conn.close_reason = reason
+        conn.close_detail = detail
+        conn.abort()
+
+    def connection_ended(self, conn: Connection, exc: BaseException | None,
+                         unsent: int) -> None:
+        self._pending.discard(conn)
+        self._lingering.discard(conn)
+        if conn.counted:
+            self._admission.departed(conn.remote_ip)
+        if conn.farewell:
+            self._admission.farewells -= 1
+        attempt = self._attempt
+        if attempt is not None and attempt.conn is conn:
+            self._settle(attempt, _failure(exc))
+        info = conn.info
+        live = info is not None and self._by_id.get(info.id) is conn
+        if live:
+            del self._by_id[info.id]
+            self._table.remove(info.id)
+        reason = conn.close_reason
+        if info is not None and not conn.retired and (live or reason is not None):
+            if reason is None:
+                reason = CloseReason.RESET if exc is not None else CloseReason.CLOSED
+            if self.shutting_down:
+                reason = CloseReason.EXITING
+            if unsent or reason not in (CloseReason.TERMINATED, CloseReason.EXITING):
+                self._observer.peer_lost(info, Lost(reason, errno=getattr(exc, "errno", None),
+                                                    unsent=unsent, **conn.close_detail))
+        self._maybe_shutdown_done()
+
+    def _check_stalls(self) -> None:
+        """A peer that reads nothing of what we send for ``send_timeout_s`` is dropped."""
+        now = self._reactor.time()
+        limit = self.options.send_timeout_s
+        for conn in list(self._by_id.values()):
+            transport = conn.transport
+            if transport.get_write_buffer_size() and now - transport.last_write_progress > limit:
+                self._drop(conn, CloseReason.STALLED, silent_s=now - transport.last_write_progress)
+        self._stall_timer = self._reactor.call_later(1.0, self._check_stalls)
+
+
+def _failure(exc: BaseException | None) -> ConnectFailed:
+    if exc is None:
+        return ConnectFailed(Failure.CLOSED)
+    return ConnectFailed(Failure.NETWORK, errno=getattr(exc, "errno", None) or errnos.ECONNRESET)

@@ -1,0 +1,97 @@
+"""The network's vocabulary: what can happen to a connection, as data.
+
+The network side never words anything for a user. It reports *outcomes*:
+an Enum saying what happened, plus the numbers that go with it (an errno,
+a limit, seconds of silence, how many messages were not sent). The console,
+on the user's side, is the one place that turns them into sentences.
+
+This module is the only part of ``network`` that the commands may import:
+it has no behaviour, only names, so the user side can catch
+:class:`Refused` and read the Enums without knowing how the node works.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Direction(enum.Enum):
+    OUTGOING = "outgoing"      # we connected
+    INCOMING = "incoming"      # it connected to us
+
+
+class CloseReason(enum.Enum):
+    """Why an established connection ended."""
+
+    CLOSED = "closed"            # the other side closed it (without saying goodbye)
+    LEFT = "left"                # the other side exited (it said BYE)
+    RESET = "reset"              # the connection failed (reset, broken pipe ...)
+    TIMED_OUT = "timed out"      # a chat.py peer stopped answering (heartbeats)
+    STALLED = "stalled"          # it read nothing of what we sent for too long
+    TERMINATED = "terminated"    # our user closed it
+    EVICTED = "evicted"          # a long-silent plain client made room for a newcomer
+    PROTOCOL = "protocol"        # it broke the wire protocol
+    EXITING = "exiting"          # we are exiting (reported only for unsent messages)
+    REFUSED = "refused"          # it refused the connection after all (see ``detail``)
+
+
+class Refusal(enum.Enum):
+    """Why a connection was refused, by us or by the other side (``REFUSE`` reasons)."""
+
+    SELF = "self"                # that is this very process
+    DUPLICATE = "duplicate"      # already connected to that peer
+    FULL = "full"                # the table is at --max-peers
+    BUSY = "busy"                # that address already holds its share of the table
+    VERSION = "version"          # no protocol version in common
+    MALFORMED = "malformed"      # the hello broke the wire format
+    NO_ROUTE = "invalid"         # the address cannot be used (not IPv4, unknown name ...)
+    CONNECTING = "connecting"    # another connect is still in flight
+    NO_SOCKET = "no socket"      # the system would not give us a socket (EMFILE ...)
+
+
+class Failure(enum.Enum):
+    """Why a connect we started did not produce a connection."""
+
+    REFUSED_BY_PEER = "refused"  # a chat.py peer answered REFUSE (see ``refusal``)
+    NETWORK = "network"          # TCP failed: see ``errno``
+    TIMED_OUT = "timed out"      # no answer within --connect-timeout
+    CLOSED = "closed"            # it accepted, then closed without a word
+    HANDSHAKE = "handshake"      # it started our handshake and never finished it
+    CANCELLED = "cancelled"      # our user cancelled it
+
+
+@dataclass(frozen=True)
+class Lost:
+    """How an established connection ended."""
+
+    reason: CloseReason
+    errno: int | None = None     # for RESET
+    silent_s: float = 0.0        # for TIMED_OUT and STALLED
+    unsent: int = 0              # messages still in our buffer, never sent
+    detail: str = ""             # for PROTOCOL: what was wrong (peer text: sanitise it)
+
+
+@dataclass(frozen=True)
+class ConnectFailed:
+    """How a connect we started failed."""
+
+    failure: Failure
+    errno: int | None = None
+    refusal: Refusal | None = None   # for REFUSED_BY_PEER
+    limit: int = 0                   # for FULL / BUSY refusals
+    detail: str = ""                 # extra words from the peer's REFUSE (sanitise)
+    timeout_s: float = 0.0
+
+
+class Refused(Exception):
+    """A verb of the node said no. Carries the reason; never words for a user."""
+
+    def __init__(self, refusal: Refusal, *, peer_id: int = 0, limit: int = 0,
+                 errno: int | None = None, detail: str = "") -> None:
+        super().__init__(refusal.value)
+        self.refusal = refusal
+        self.peer_id = peer_id      # DUPLICATE: our id of the existing connection
+        self.limit = limit          # FULL: the limit
+        self.errno = errno          # NO_SOCKET: why
+        self.detail = detail        # NO_ROUTE: what was wrong with the address

@@ -1,0 +1,410 @@
+"""The peer protocol as a state machine: bytes and the time in, events and bytes out.
+
+Nothing here touches a socket, a selector or a clock (in the manner of h11
+and wsproto). The connection adapter feeds it what arrived
+(:meth:`PeerProtocol.receive_data`, :meth:`~PeerProtocol.receive_eof`), calls
+:meth:`~PeerProtocol.tick` when :meth:`~PeerProtocol.next_deadline` comes,
+sends what :meth:`~PeerProtocol.data_to_send` returns, and hands the events
+to the node, which answers a :class:`HelloReceived` with
+:meth:`~PeerProtocol.accept_peer` or :meth:`~PeerProtocol.refuse`.
+
+States::
+
+    HANDSHAKE --hello, accepted--------------------> PEER ----+
+        |  \\--silence, a plain first line, EOF----> PLAIN ---+--> FINISHING --> CLOSED
+        |                 (a late hello upgrades PLAIN to PEER)  |
+        \\--bad hello, refused, handshake timeout-----------------+
+
+* An outgoing connection sends our hello at once; an incoming one answers
+  the other side's hello once the node accepts it.
+* The first line decides what the other side is. A hello makes it a chat.py
+  peer. A plain line, or silence for ``hello_wait_s``, makes it a *plain*
+  client (``nc``): no control lines ever go to it. A hello that arrives
+  later (a slow link) as the first line still upgrades it, so timing never
+  decides what a chat.py peer is; it only decides how soon a silent
+  ``nc`` is listed.
+* Heartbeats are agreed: each hello carries its sender's interval. We speak
+  at least once per our interval (a PING when we have nothing else to say)
+  and judge the other side by *its* interval: silent for
+  ``heartbeat_misses`` of its periods, it is dead.
+* FINISHING: we will send nothing more (a refusal, or a duplicate connection
+  being retired). The adapter half-closes; what still arrives is read (a
+  retired duplicate's last messages are shown) until the other side hangs
+  up or ``linger_s`` passes.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from reactor.lines import LineCodec, LineTooLong
+
+from . import wire
+from .outcomes import Direction, Refusal
+
+
+class State(enum.Enum):
+    HANDSHAKE = "handshake"
+    PEER = "peer"
+    PLAIN = "plain"
+    FINISHING = "finishing"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class Timing:
+    hello_wait_s: float = 1.0          # silence after which a connection counts as plain
+    handshake_timeout_s: float = 5.0   # a hello begun must be finished by then
+    raw_flush_s: float = 0.5           # a plain client's unterminated text is shown then
+    linger_s: float = 2.0              # FINISHING waits this long for the other side
+    heartbeat_misses: int = 3          # periods of silence before a peer counts as dead
+
+
+# -- events -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HelloReceived:
+    """A valid hello: call accept_peer() or refuse() before anything else."""
+    hello: wire.Hello
+    late: bool = False      # it came after the plain decision (a slow link)
+
+
+@dataclass(frozen=True)
+class BecamePlain:
+    """The other side is not chat.py: it will get plain lines only."""
+
+
+@dataclass(frozen=True)
+class Messages:
+    texts: list
+
+
+@dataclass(frozen=True)
+class LineDiscarded:
+    nbytes: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class PeerRefused:
+    """It refused us (``REFUSE``); it will hang up."""
+    refusal: wire.PeerRefusal
+
+
+@dataclass(frozen=True)
+class Goodbye:
+    """It said BYE: it is exiting."""
+
+
+@dataclass(frozen=True)
+class BadHello:
+    """Its hello broke the wire format, or speaks no version of ours; we refused it."""
+    refusal: Refusal
+    detail: str
+
+
+@dataclass(frozen=True)
+class PeerSilent:
+    """A chat.py peer said nothing for too long: close the connection."""
+    silent_s: float
+
+
+@dataclass(frozen=True)
+class HandshakeTimedOut:
+    """It began a hello and never finished it."""
+
+
+@dataclass(frozen=True)
+class CloseNow:
+    """FINISHING is over (the other side hung up, or ``linger_s`` passed)."""
+
+
+class PeerProtocol:
+    """One connection's worth of the chat protocol."""
+
+    def __init__(self, direction: Direction, ours: wire.Hello, now: float,
+                 timing: Timing = Timing(), max_line_bytes: int | None = None) -> None:
+        self.direction = direction
+        self.ours = ours
+        self.timing = timing
+        self.state = State.HANDSHAKE
+        self.theirs: wire.Hello | None = None
+        self._codec = LineCodec() if max_line_bytes is None else LineCodec(max_line_bytes)
+        self._out: list[str] = []
+        self._started = now
+        self.last_received = now
+        self.last_sent = now
+        self._finish_started = 0.0
+        self._lines_seen = 0             # complete lines so far (a late hello must be first)
+        self._judging = True             # False while our side does not read
+        self._deciding = False           # a hello waits for the node's answer
+        self._answered = direction is Direction.OUTGOING   # our hello is on its way
+        self._held: list = []            # lines that came behind the hello being decided
+        self._deliver_when_finishing = False
+        if direction is Direction.OUTGOING:
+            self._queue(wire.hello_line(ours))
+
+    @classmethod
+    def refusing(cls, refusal: Refusal, argument: int | str | None, ours: wire.Hello,
+                 now: float, timing: Timing = Timing()) -> "PeerProtocol":
+        """A connection refused before it said anything (the table is full ...)."""
+        proto = cls(Direction.INCOMING, ours, now, timing)
+        proto._queue(wire.refuse_line(refusal, argument))
+        proto._finish(now)
+        return proto
+
+    # -- output -------------------------------------------------------------------------
+
+    def _queue(self, line: str) -> None:
+        self._out.append(line)
+
+    def data_to_send(self) -> bytes:
+        """Everything queued for the wire since the last call."""
+        if not self._out:
+            return b""
+        data = "\n".join(self._out).encode("utf-8") + b"\n"
+        self._out.clear()
+        return data
+
+    def send_message(self, text: str, now: float) -> bytes:
+        """The wire bytes of one line of a user's text, to send right away.
+
+        The caller has checked that it has no control characters. Nothing is
+        sent once the connection is finishing.
+        """
+        if self.state is State.PEER or self.state is State.PLAIN:
+            self.last_sent = now
+            return text.encode("utf-8") + b"\n"
+        return b""
+
+    def send_bye(self, now: float) -> None:
+        if self.state is State.PEER:
+            self._queue(wire.control_line(wire.BYE))
+            self.last_sent = now
+
+    @property
+    def speaks_protocol(self) -> bool:
+        return self.theirs is not None
+
+    # -- the node's answers ---------------------------------------------------------------
+
+    @property
+    def deciding(self) -> bool:
+        """A hello waits for the node's answer (the adapter stops reading meanwhile)."""
+        return self._deciding
+
+    def answer_hello(self, now: float) -> None:
+        """Send our hello now and decide later (the node waits for its own connect)."""
+        if not self._answered:
+            self._answered = True
+            self._queue(wire.hello_line(self.ours))
+            self.last_sent = now
+
+    def accept_peer(self, now: float) -> list:
+        """The node accepts the hello: a chat.py peer. Returns the events of lines held meanwhile."""
+        self.answer_hello(now)
+        self.state = State.PEER
+        self.last_received = now
+        return self._decided(now)
+
+    def refuse(self, refusal: Refusal, now: float, argument: int | str | None = None) -> list:
+        """Tell the other side why not (after our hello, so it knows who refused), then finish."""
+        if self._deciding:
+            self.answer_hello(now)
+        self._queue(wire.refuse_line(refusal, argument))
+        self._finish(now)
+        return self._decided(now)
+
+    def finish(self, now: float) -> list:
+        """Send nothing more, but show what still arrives until the other side hangs up.
+
+        For a duplicate connection that is being retired: its last messages count.
+        """
+        self._deliver_when_finishing = self.theirs is not None
+        self._finish(now)
+        return self._decided(now)
+
+    def _decided(self, now: float) -> list:
+        self._deciding = False
+        held, self._held = self._held, []
+        return self._lines(held, now) if held else []
+
+    def _finish(self, now: float) -> None:
+        if self.state is not State.CLOSED:
+            self.state = State.FINISHING
+            self._finish_started = now
+
+    def reading_paused(self, paused: bool, now: float) -> None:
+        """While we do not read, silence proves nothing: do not judge it."""
+        self._judging = not paused
+        if not paused:
+            self.last_received = now
+
+    def closed(self) -> None:
+        self.state = State.CLOSED
+
+    # -- input --------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> list:
+        self.last_received = now
+        overflows = self._codec.overflows
+        items = self._codec.feed(data)
+        if not items:
+            return []
+        state = self.state
+        if self._codec.overflows == overflows and not self._deciding and (
+                (state is State.PEER and "\x01" not in "".join(items))
+                or (state is State.PLAIN and (self._lines_seen
+                                               or not self._maybe_late_hello(items[0])))):
+            # The hot path: a batch of text from an established connection.
+            self._lines_seen += len(items)
+            texts = items if all(items) else [text for text in items if text]
+            return [Messages(texts)] if texts else []
+        return self._lines(items, now)
+
+    def _maybe_late_hello(self, line: str) -> bool:
+        return wire.is_control(line) and wire.split_control(line)[0] == wire.HELLO
+
+    def _lines(self, items: list, now: float) -> list:
+        events: list = []
+        texts: list[str] = []
+        for index, item in enumerate(items):
+            state = self.state
+            if state is State.CLOSED:
+                break
+            if self._deciding:
+                self._held.extend(items[index:])
+                break
+            if type(item) is LineTooLong:
+                if state is State.HANDSHAKE:
+                    self.state = State.PLAIN
+                    events.append(BecamePlain())
+                self._flush_texts(texts, events)
+                events.append(LineDiscarded(item.nbytes, self._codec.max_line_bytes))
+                continue
+            first = self._lines_seen == 0
+            self._lines_seen += 1
+            if state is State.FINISHING:
+                if self._deliver_when_finishing and item and not wire.is_control(item):
+                    texts.append(item)     # a retired duplicate's last words
+            elif state is State.HANDSHAKE or (state is State.PLAIN and first
+                                              and self._maybe_late_hello(item)):
+                self._flush_texts(texts, events)
+                events.extend(self._first_line(item, now))
+            elif state is State.PEER and wire.is_control(item):
+                self._flush_texts(texts, events)
+                events.extend(self._control(item))
+            elif item:
+                texts.append(item)
+        self._flush_texts(texts, events)
+        return events
+
+    @staticmethod
+    def _flush_texts(texts: list, events: list) -> None:
+        if texts:
+            events.append(Messages(texts[:]))
+            texts.clear()
+
+    def _first_line(self, line: str, now: float) -> list:
+        late = self.state is State.PLAIN
+        if wire.is_control(line):
+            verb, words = wire.split_control(line)
+            if verb == wire.HELLO:
+                try:
+                    hello = wire.parse_hello(words)
+                except wire.BadHello as exc:
+                    argument = " ".join(wire.VERSIONS) if exc.refusal is Refusal.VERSION else None
+                    self._queue(wire.refuse_line(exc.refusal, argument))
+                    self._finish(now)
+                    return [BadHello(exc.refusal, exc.detail)]
+                self.theirs = hello
+                self._deciding = True
+                return [HelloReceived(hello, late)]
+            if verb == wire.REFUSE and self.direction is Direction.OUTGOING:
+                self._finish(now)
+                return [PeerRefused(wire.parse_refuse(words))]
+        events: list = []
+        if self.state is State.HANDSHAKE:
+            self.state = State.PLAIN
+            events.append(BecamePlain())
+        if line:
+            events.append(Messages([line]))
+        return events
+
+    def _control(self, line: str) -> list:
+        verb, words = wire.split_control(line)
+        if verb == wire.BYE:
+            return [Goodbye()]
+        if verb == wire.REFUSE:
+            self._finish(self.last_received)
+            return [PeerRefused(wire.parse_refuse(words))]
+        return []   # PING proves life by arriving; unknown verbs are for later versions
+
+    def receive_eof(self, now: float) -> list:
+        """The other side will send nothing more."""
+        events: list = []
+        partial = self._codec.maybe_take_partial()
+        if self.state is State.HANDSHAKE and (partial or self._lines_seen):
+            self.state = State.PLAIN     # it spoke and hung up: show what it said
+            events.append(BecamePlain())
+        if partial and self.state is State.PLAIN:
+            events.append(Messages([partial]))
+        return events
+
+    # -- time ---------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` has something to do next (``None``: nothing planned)."""
+        state, t = self.state, self.timing
+        if state is State.HANDSHAKE:
+            if self._deciding or self.theirs is not None:
+                return None
+            if _control_line_begun(self._codec):
+                return self._started + t.handshake_timeout_s
+            return self._started + t.hello_wait_s
+        if state is State.PEER:
+            ping = self.last_sent + self.ours.heartbeat_ms / 1000
+            if not self._judging:
+                return ping
+            return min(ping, self.last_received + self._allowed_silence_s())
+        if state is State.PLAIN:
+            return self.last_received + t.raw_flush_s if self._codec.pending_bytes else None
+        if state is State.FINISHING:
+            return self._finish_started + t.linger_s
+        return None
+
+    def _allowed_silence_s(self) -> float:
+        return self.timing.heartbeat_misses * self.theirs.heartbeat_ms / 1000
+
+    def tick(self, now: float) -> list:
+        state, t = self.state, self.timing
+        if state is State.HANDSHAKE and not self._deciding and self.theirs is None:
+            if _control_line_begun(self._codec):
+                if now >= self._started + t.handshake_timeout_s:
+                    self._finish(now)
+                    return [HandshakeTimedOut()]
+            elif now >= self._started + t.hello_wait_s:
+                self.state = State.PLAIN
+                return [BecamePlain()] + self.tick(now)
+        elif state is State.PEER:
+            silent = now - self.last_received
+            if self._judging and silent >= self._allowed_silence_s():
+                return [PeerSilent(silent)]
+            if now - self.last_sent >= self.ours.heartbeat_ms / 1000:
+                self._queue(wire.control_line(wire.PING))
+                self.last_sent = now
+        elif state is State.PLAIN:
+            if self._codec.pending_bytes and now - self.last_received >= t.raw_flush_s:
+                text = self._codec.maybe_take_partial()
+                if text:
+                    return [Messages([text])]
+        elif state is State.FINISHING:
+            if now >= self._finish_started + t.linger_s:
+                return [CloseNow()]
+        return []
+
+
+def _control_line_begun(codec: LineCodec) -> bool:
+    """Has a control line begun (bytes without their newline yet)?"""
+    return codec.pending_bytes > 0 and codec.peek_partial(1) == b"\x01"
