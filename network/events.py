@@ -51,7 +51,7 @@ class ConnectionEvents:
         if self._attempt is not attempt:
             return
         self._attempt = None
-        if failed is not None and self._table.get(attempt.peer_id) is None:
+        if self._table.get(attempt.peer_id) is None:    # it never named a connection
             self._table.unused(attempt.peer_id)
         if failed is not None and failed.failure is not Failure.CANCELLED:
             self._observer.connect_failed(attempt.ip, attempt.port, failed)
@@ -126,8 +126,12 @@ class ConnectionEvents:
                                                      refusal=Refusal.SELF), Refusal.SELF)
             return
         if (conn.direction is Direction.INCOMING and conn.info is None and attempt is not None
-                and attempt.port == hello.port and not attempt.resolved()):
-            # Maybe the peer we are connecting to, connecting to us: answer, decide later.
+                and not attempt.resolved()
+                and (attempt.conn is not None or attempt.port == hello.port)):
+            # Maybe the peer we are connecting to, connecting to us: answer, decide once our
+            # own connect knows who answered it. That is soon once TCP is up (the hello
+            # wait at most); before that, only a hello announcing the very port we dial
+            # waits, since a dead address can take the whole connect timeout.
             conn.deferred = True
             attempt.deferred.append(conn)
             conn.protocol.answer_hello(self._reactor.time())
@@ -173,12 +177,16 @@ class ConnectionEvents:
         if winner.info is None and shown is None and attempt is not None \
                 and loser is attempt.conn:
             winner.peer_id = loser.peer_id
+        elif winner.info is not None and attempt is not None and loser is attempt.conn:
+            self._observer.already_connected(winner.info)
         self._retire(loser)
         if winner.info is None:
             if shown is not None:
                 info = replace(shown, direction=winner.direction)
                 winner.peer_id = info.id
                 self._accept(winner, winner.protocol.theirs, info)
+                if attempt is not None and winner is attempt.conn:
+                    self._observer.already_connected(info)
             else:
                 self._accept(winner, winner.protocol.theirs)
         loser.info = winner.info

@@ -263,3 +263,81 @@ def fd_count(pid: int) -> int:
 def figure(name: str, value) -> None:
     """Print a measured figure (shown with ``pytest -s``, quoted in notes)."""
     print(f"FIGURE {name}: {value}")
+
+
+class DelayProxy:
+    """A loopback TCP proxy that delays every byte by ``delay`` seconds each way: a slow link.
+
+    It listens on 127.0.0.1 and forwards each accepted connection to
+    ``target``; data and end-of-stream keep their order. Threads are fine
+    here: this is the test's network, not the program under test.
+    """
+
+    def __init__(self, target_port: int, delay: float) -> None:
+        import threading
+        self._threading = threading
+        self.target = ("127.0.0.1", target_port)
+        self.delay = delay
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self._socks: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    def _accept_loop(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            self._socks += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                self._pipe(src, dst)
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        import queue
+        line: queue.Queue = queue.Queue()
+
+        def read() -> None:
+            while True:
+                try:
+                    data = src.recv(65536)
+                except OSError:
+                    data = b""
+                line.put((time.monotonic() + self.delay, data))
+                if not data:
+                    return
+
+        def write() -> None:
+            while True:
+                due, data = line.get()
+                pause = due - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)   # the link's delay, not synchronisation
+                try:
+                    if not data:
+                        dst.shutdown(socket.SHUT_WR)
+                        return
+                    dst.sendall(data)
+                except OSError:
+                    return
+
+        for fn in (read, write):
+            self._threading.Thread(target=fn, daemon=True).start()
+
+    def close(self) -> None:
+        self._closed = True
+        self.listener.close()
+        for s in self._socks:
+            try:
+                s.close()
+            except OSError:
+                pass

@@ -1,0 +1,272 @@
+"""The node in-process: several nodes on one reactor, real loopback sockets, a recording observer.
+
+Fast and exact: every event each node reports is recorded, so a race can be
+asserted event by event (no "closed", no error) without waiting on subprocesses.
+"""
+
+import select
+import socket
+
+import pytest
+
+from helpers import DelayProxy, run_reactor_until
+from network.node import Node, NodeOptions
+from network.outcomes import CloseReason, Direction, Failure, Refusal, Refused
+from network.peer_protocol import Timing
+from reactor.loop import Reactor
+
+FAST = Timing(hello_wait_s=0.3, handshake_timeout_s=1.0, raw_flush_s=0.1, linger_s=0.5)
+
+
+class Recorder:
+    """The observer interface, writing down every call."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args: self.calls.append((name, *args))
+
+    def named(self, name):
+        return [c for c in self.calls if c[0] == name]
+
+    def texts(self):
+        return [t for c in self.named("messages_received") for t in c[2]]
+
+
+@pytest.fixture
+def net():
+    reactor = Reactor()
+    nodes = []
+
+    def node(node_id=None, **options):
+        observer = Recorder()
+        n = Node(reactor, observer, NodeOptions(timing=FAST, **options), node_id=node_id)
+        n.listen("127.0.0.1", 0)
+        n.observer = observer
+        nodes.append(n)
+        return n
+
+    node.reactor = reactor
+    node.until = lambda cond, timeout=10: run_reactor_until(reactor, cond, timeout)
+    yield node
+    for n in nodes:
+        n.shutdown(lambda: None)
+    run_reactor_until(reactor, lambda: all(not n._by_id and not n._pending and not n._lingering
+                                           for n in nodes), timeout=10)
+    reactor.close()
+
+
+def settled(*nodes):
+    return lambda: all(n._attempt is None and not n._pending for n in nodes)
+
+
+def one_each(a, b):
+    return len(a._by_id) == 1 and len(b._by_id) == 1
+
+
+def test_connect_reserves_its_id_and_reports_both_sides(net):
+    a, b = net(), net()
+    results = []
+    ip, peer_id = a.connect("127.0.0.1", b.port, results.append)
+    assert (ip, peer_id) == ("127.0.0.1", 1)
+    net.until(lambda: results and b.peers())
+    assert results == [True]
+    (info,) = a.peers()
+    assert (info.id, info.port, info.direction, info.speaks_protocol) == \
+        (1, b.port, Direction.OUTGOING, True)
+    (back,) = b.peers()
+    assert (back.port, back.direction) == (a.port, Direction.INCOMING)
+
+
+@pytest.mark.parametrize("lower", ["a", "b"])
+@pytest.mark.parametrize("delay", [0.0, 0.1])
+def test_simultaneous_connects_settle_on_one_connection_quietly(net, lower, delay):
+    ids = ("1" * 16, "f" * 16) if lower == "a" else ("f" * 16, "1" * 16)
+    a, b = net(ids[0]), net(ids[1])
+    proxies = [DelayProxy(b.port, delay), DelayProxy(a.port, delay)] if delay else []
+    try:
+        to_b, to_a = (proxies[0].port, proxies[1].port) if delay else (b.port, a.port)
+        done = []
+        a.connect("127.0.0.1", to_b, done.append)
+        b.connect("127.0.0.1", to_a, done.append)
+        net.until(lambda: len(done) == 2 and settled(a, b)() and one_each(a, b), timeout=10)
+        # Let any retired duplicate finish closing, then look at everything reported.
+        net.until(lambda: not a._lingering and not b._lingering, timeout=10)
+        assert done == [True, True]
+        for n in (a, b):
+            assert [c[0] for c in n.observer.calls] == ["peer_connected"], n.observer.calls
+            assert n.peers()[0].id == 1               # the id each connect reserved
+        kept_a, kept_b = a.peers()[0], b.peers()[0]
+        assert {kept_a.direction, kept_b.direction} == {Direction.OUTGOING, Direction.INCOMING}
+        # The lower node id's connection survived, and it carries messages both ways.
+        assert (kept_a.direction is Direction.OUTGOING) == (lower == "a")
+        a.send(kept_a.id, "a to b", done.append)
+        b.send(kept_b.id, "b to a", done.append)
+        net.until(lambda: b.observer.texts() == ["a to b"] and a.observer.texts() == ["b to a"])
+    finally:
+        for p in proxies:
+            p.close()
+
+
+def test_a_message_sent_on_the_losing_connection_is_not_lost(net):
+    a, b = net("1" * 16), net("f" * 16)     # a's outgoing wins
+    done = []
+    a.connect("127.0.0.1", b.port, done.append)
+    net.until(lambda: done)
+    # b connects too, although a already has it: b's connection is retired, quietly.
+    b._table.maybe_find_address = lambda host, port: None    # as if by another address
+    b.connect("127.0.0.1", a.port, done.append)
+    b.send(b.peers()[0].id, "over the first", done.append)
+    net.until(lambda: len(done) >= 3 and not a._lingering and not b._lingering)
+    assert "over the first" in a.observer.texts()
+    assert len(a._by_id) == len(b._by_id) == 1
+    assert not a.observer.named("peer_lost") and not b.observer.named("peer_lost")
+
+
+def test_a_stranger_knocking_during_our_connect_does_not_take_its_id(net):
+    a, b = net(), net()
+    proxy = DelayProxy(b.port, 0.3)
+    try:
+        done = []
+        _, reserved = a.connect("127.0.0.1", proxy.port, done.append)
+        stranger = socket.create_connection(("127.0.0.1", a.port))
+        stranger.sendall(b"me first\n")
+        net.until(lambda: a.observer.texts() == ["me first"])
+        net.until(lambda: done)
+        ids = {info.port: info.id for info in a.peers()}
+        assert ids[proxy.port] == reserved == 1
+        assert ids[stranger.getsockname()[1]] == 2
+        stranger.close()
+    finally:
+        proxy.close()
+
+
+def test_duplicates_and_self_are_refused_with_our_own_id(net):
+    a, b, c = net(), net(), net()
+    done = []
+    a.connect("127.0.0.1", c.port, done.append)        # a's peer 1 is c
+    net.until(lambda: done)
+    b.connect("127.0.0.1", a.port, done.append)        # a's peer 2 is b; b's peer 1 is a
+    net.until(lambda: len(done) == 2 and len(a.peers()) == 2)
+    with pytest.raises(Refused) as caught:
+        a.connect("127.0.0.1", b.port, done.append)
+    assert caught.value.refusal is Refusal.DUPLICATE and caught.value.peer_id == 2
+    with pytest.raises(Refused) as caught:
+        a.connect("localhost", a.port, done.append)
+    assert caught.value.refusal is Refusal.SELF
+    with pytest.raises(Refused) as caught:
+        a.connect("::1", 80, done.append)
+    assert caught.value.refusal is Refusal.NO_ROUTE and caught.value.detail == "ipv6"
+
+
+def test_a_full_peer_says_so_and_the_connector_reports_the_reason(net):
+    a = net(max_peers=1)
+    b, c = net(), net()
+    done = []
+    b.connect("127.0.0.1", a.port, done.append)
+    net.until(lambda: done)
+    c.connect("127.0.0.1", a.port, done.append)
+    net.until(lambda: len(done) == 2)
+    assert done == [True, False]
+    (call,) = c.observer.named("connect_failed")
+    failed = call[3]
+    assert (failed.failure, failed.refusal, failed.limit) == \
+        (Failure.REFUSED_BY_PEER, Refusal.FULL, 1)
+    assert a.observer.named("incoming_refused")[0][2:] == (Refusal.FULL, 1, 1)
+
+
+def test_one_address_holds_only_its_share(net):
+    a = net(max_per_address=3)
+    socks = []
+    for _ in range(6):
+        s = socket.socket()
+        s.bind(("127.0.0.2", 0))
+        s.connect(("127.0.0.1", a.port))
+        socks.append(s)
+    net.until(lambda: len(a.peers()) == 3 and not a._pending)
+    refused = select.select(socks, [], [], 1.0)[0]       # only the refused hear anything
+    assert len(refused) == 3
+    assert all(s.recv(100) == b"\x01REFUSE busy 3\n" for s in refused)
+    b = net()
+    done = []
+    b.connect("127.0.0.1", a.port, done.append)        # from 127.0.0.1: room enough
+    net.until(lambda: done)
+    assert done == [True]
+    for s in socks:
+        s.close()
+
+
+def test_terminate_gives_up_after_its_flush_time_and_counts_what_was_left(net, monkeypatch):
+    import network.node
+    monkeypatch.setattr(network.node, "TERMINATE_FLUSH_S", 0.3)
+    a = net()
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    done = []
+    a.connect("127.0.0.1", srv.getsockname()[1], done.append)
+    conn, _ = srv.accept()
+    net.until(lambda: done)
+    confirmed = []
+    transport = a._by_id[1].transport
+    sent = 0
+    while sent < 200_000:       # until the kernel is full and our own buffer holds the rest
+        for _ in range(1000):
+            a.send(1, f"message {sent:06d} " + "x" * 80, confirmed.append)
+            sent += 1
+        for _ in range(3):
+            net.reactor.call_later(0.01, lambda: None)     # a turn, not a sleep
+            net.reactor.run_once()
+        if transport.write_paused and len(confirmed) < sent:
+            break
+    fd = a._by_id[1].transport._fd
+    a.terminate(1)
+    net.until(lambda: not a._lingering, timeout=10)      # closed, fd freed, never read
+    assert not _is_our_socket(fd, conn)
+    (lost,) = a.observer.named("peer_lost")
+    outcome = lost[2]
+    assert outcome.reason is CloseReason.TERMINATED and outcome.unsent > 0
+    data = bytearray()
+    conn.settimeout(5)
+    while chunk := conn.recv(1 << 20):
+        data += chunk
+    received = data.count(b"\n") - 1          # our hello first
+    assert confirmed.count(True) == received + outcome.unsent
+    assert confirmed.count(False) == sent - confirmed.count(True)   # each told on its own
+    conn.close()
+    srv.close()
+
+
+def _is_our_socket(fd, peer):
+    """Is ``fd`` still a socket connected to ``peer``? (The number may have been reused.)"""
+    import os
+    try:
+        probe = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return False
+    with probe:
+        try:
+            return probe.getpeername() == peer.getsockname()
+        except OSError:
+            return False
+
+
+def test_a_plain_client_silent_for_long_makes_room_when_full(net, monkeypatch):
+    import network.admission as admission
+    monkeypatch.setattr(admission, "PLAIN_IDLE_EVICT_S", 0.5)
+    a = net(max_peers=1)
+    idle = socket.create_connection(("127.0.0.1", a.port))
+    net.until(lambda: len(a.peers()) == 1)
+    start = net.reactor.time()
+    net.until(lambda: net.reactor.time() - start > 0.6)
+    newcomer = socket.create_connection(("127.0.0.1", a.port))
+    newcomer.sendall(b"room for me?\n")
+    net.until(lambda: "room for me?" in a.observer.texts())
+    (lost,) = a.observer.named("peer_lost")
+    assert lost[2].reason is CloseReason.EVICTED
+    idle.close()
+    newcomer.close()
