@@ -198,7 +198,9 @@ class ConnectionEvents:
         self._pending.discard(loser)
         loser.retired, loser.deferred = True, False
         self._lingering.add(loser)
-        loser.handle(loser.protocol.finish(self._reactor.time()))
+        now = self._reactor.time()
+        loser.protocol.answer_hello(now)   # so the other side can tell which duplicate it is
+        loser.handle(loser.protocol.finish(now))
 
     def _accept(self, conn: Connection, hello, info: PeerInfo | None = None) -> None:
         conn.deferred = False
