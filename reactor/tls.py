@@ -2,13 +2,10 @@
 
 We write no cryptography: OpenSSL does it, through ``ssl.SSLObject`` on two
 ``ssl.MemoryBIO`` buffers (the shape of asyncio's ``sslproto.py``). The layer
-is two things at once:
-
-* a *protocol* to the ``StreamTransport`` below, which hands it ciphertext in
-  ``data_received`` and sends the ciphertext it writes;
-* a *transport* to the protocol above, with the verbs of ``StreamTransport``
-  (``write``, ``close``, ``abort``, ``pause_reading`` ...), so the chat
-  connection can sit on either without knowing which.
+is a *protocol* to the ``StreamTransport`` below (ciphertext in and out) and a
+*transport* to the protocol above, with the verbs of ``StreamTransport``
+(``write``, ``close``, ``abort``, ``pause_reading`` ...), so a connection can
+sit on either without knowing which.
 
 Why the reads loop until OpenSSL says "want read": one TCP chunk may hold
 several TLS records, and records already inside the SSL object never make the
@@ -104,6 +101,9 @@ class TLSLayer(Protocol):
         # the module docstring); it never holds data back because of them.
         if hasattr(transport, "high_water"):
             transport.high_water = transport.low_water = self.low_water
+        # Taken over while paused (start_tls): the transport will now tell us,
+        # not the protocol, when it drains; so we owe the protocol the resume.
+        self._paused_writing = bool(getattr(transport, "write_paused", False))
         self._timer = self._reactor.call_later(self._handshake_timeout, self._timed_out)
         self._do_handshake()
 
@@ -152,29 +152,13 @@ class TLSLayer(Protocol):
     def set_protocol(self, protocol: Protocol) -> None:
         self._protocol = protocol
 
-    @property
-    def closed(self) -> bool:
-        return self.state is TLSState.CLOSED
-
-    @property
-    def is_closing(self) -> bool:
-        return self._close_requested or self.state in (TLSState.CLOSING, TLSState.CLOSED)
-
-    @property
-    def peername(self) -> tuple:
-        return self._transport.peername
-
-    @property
-    def sockname(self) -> tuple:
-        return self._transport.sockname
-
-    @property
-    def last_write_progress(self) -> float:
-        return self._transport.last_write_progress
-
-    @property
-    def write_paused(self) -> bool:
-        return self._paused_writing
+    closed = property(lambda self: self.state is TLSState.CLOSED)
+    is_closing = property(lambda self: self._close_requested or
+                          self.state in (TLSState.CLOSING, TLSState.CLOSED))
+    write_paused = property(lambda self: self._paused_writing)
+    peername = property(lambda self: self._transport.peername)
+    sockname = property(lambda self: self._transport.sockname)
+    last_write_progress = property(lambda self: self._transport.last_write_progress)
 
     def get_write_buffer_size(self) -> int:
         below = self._transport.get_write_buffer_size() if self._transport is not None else 0
@@ -188,19 +172,15 @@ class TLSLayer(Protocol):
         return self._sslobj.getpeercert(binary_form)
 
     def version(self) -> str | None:
+        """``"TLSv1.3"`` once the handshake is done."""
         return self._sslobj.version()
-
-    def cipher(self) -> tuple | None:
-        return self._sslobj.cipher()
 
     def write(self, data: bytes) -> None:
         """Queue plaintext; it is encrypted and sent at the end of this turn."""
         if not data or self.is_closing:
             return
-        if not self._plain and not self._flush_pending:
-            self._flush_pending = True
-            self._reactor.call_at_end_of_turn(self._flush)
         self._plain += data
+        self._schedule_flush()
         self._update_writing()
 
     def pause_reading(self) -> None:
@@ -257,9 +237,7 @@ class TLSLayer(Protocol):
             self._transport.pause_reading()
         self._protocol.connection_made(self)
         if self.state is TLSState.OPEN:
-            if self._plain and not self._flush_pending:
-                self._flush_pending = True
-                self._reactor.call_at_end_of_turn(self._flush)
+            self._schedule_flush()
             if self._reading:
                 self._do_read()      # data may have come with the last flight
 
@@ -283,6 +261,7 @@ class TLSLayer(Protocol):
         except ssl.SSLError as exc:      # a bad record: nothing of it was returned
             error = exc
         self._push_outgoing()            # reading can produce records (alerts, key updates)
+        self._schedule_flush()           # a write that waited for this read (TLS 1.2)
         if chunks:
             self._protocol.data_received(chunks[0] if len(chunks) == 1 else b"".join(chunks))
         if self.state is not TLSState.OPEN:
@@ -293,6 +272,11 @@ class TLSLayer(Protocol):
             self._protocol.eof_received()
             if self.state is TLSState.OPEN:
                 self._shutdown()
+
+    def _schedule_flush(self) -> None:
+        if self._plain and not self._flush_pending:
+            self._flush_pending = True
+            self._reactor.call_at_end_of_turn(self._flush)
 
     def _flush(self) -> None:
         self._flush_pending = False
@@ -308,7 +292,7 @@ class TLSLayer(Protocol):
             while done < len(view):
                 done += self._sslobj.write(view[done:])
         except ssl.SSLWantReadError:
-            pass                         # cannot happen in TLS 1.3; kept for the rest later
+            pass                         # renegotiation (TLS 1.2): the rest waits for a read
         except ssl.SSLError as exc:
             view.release()
             self._fatal(exc)

@@ -399,3 +399,15 @@ def test_abort_drops_everything_and_reports_once(reactor, certs):
     run_reactor_until(reactor, lambda: c_up.lost and s_up.lost)
     assert c_up.events.count("lost") == 1 and not s_up.data
     assert isinstance(s_up.exc, ssl.SSLEOFError)
+
+
+def test_taking_over_a_paused_transport_owes_the_protocol_its_resume(reactor, certs):
+    up = Upper()
+    wire = Wire()
+    wire.write_paused = True                  # paused under the plaintext protocol
+    tls = TLSLayer(reactor, context(False, certs["alice"], certs["bob"]), up,
+                   server_side=False)
+    tls.connection_made(wire)
+    assert tls.write_paused
+    tls.resume_writing()                      # the transport drained: it tells us now
+    assert up.events == ["resume"] and not tls.write_paused
