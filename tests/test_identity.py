@@ -327,6 +327,14 @@ def test_a_context_accepts_the_announced_certificate_and_refuses_another(people)
     assert isinstance(s_err, ssl.SSLCertVerificationError) and isinstance(c_err, ssl.SSLError)
 
 
+def test_our_certificates_pass_a_strict_verifier_too(people):
+    # Python 3.13's default contexts verify with X509_STRICT; ours must pass it.
+    client, server = ctx(people, "alice", "bob", False), ctx(people, "bob", "alice", True)
+    for made in (client, server):
+        made.verify_flags |= ssl.VERIFY_X509_STRICT
+    assert handshake(client, server) == (None, None)
+
+
 def test_contexts_are_tls13_and_cached_per_peer_and_side(people):
     made = peer_context(people["alice"], people["bob"].cert_der, True)
     assert made.minimum_version is ssl.TLSVersion.TLSv1_3

@@ -42,8 +42,10 @@ def tls_pair(reactor, certs, client="alice", server="bob", client_trusts="bob",
     return c_up, s_up, c_tls, s_tls
 
 
-def test_mutual_handshake_then_data_both_ways_and_an_orderly_close(reactor, certs):
-    c_up, s_up, c_tls, s_tls = tls_pair(reactor, certs)
+@pytest.mark.parametrize("make_sockets", [tcp_pair, socket.socketpair], ids=["tcp", "unix"])
+def test_mutual_handshake_then_data_both_ways_and_an_orderly_close(reactor, certs,
+                                                                    make_sockets):
+    c_up, s_up, c_tls, s_tls = tls_pair(reactor, certs, sockets=make_sockets())
     run_reactor_until(reactor, lambda: c_up.made and s_up.made)
     assert c_up.transport is c_tls and s_up.transport is s_tls
     assert c_tls.peer_certificate == certs["bob"].der
