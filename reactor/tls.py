@@ -87,6 +87,7 @@ class TLSLayer(Protocol):
         self._reading = True
         self._paused_writing = False
         self._close_requested = False
+        self._peer_closed = False        # its close_notify came: the peer is done
         self._error: BaseException | None = None
         self._lost = False
         self._handshake_timeout = handshake_timeout
@@ -137,6 +138,8 @@ class TLSLayer(Protocol):
             return
         self._lost = True
         error = self._error or exc
+        if self._peer_closed and isinstance(error, ConnectionError):
+            error = None     # our close_notify met a peer that had closed: still orderly
         if error is None and was is TLSState.HANDSHAKING:
             error = ConnectionResetError("the connection closed during the TLS handshake")
         self._protocol.connection_lost(error)
@@ -269,6 +272,7 @@ class TLSLayer(Protocol):
         if error is not None:
             self._fatal(error)
         elif eof:
+            self._peer_closed = True
             self._protocol.eof_received()
             if self.state is TLSState.OPEN:
                 self._shutdown()
