@@ -413,3 +413,28 @@ def test_taking_over_a_paused_transport_owes_the_protocol_its_resume(reactor, ce
     assert tls.write_paused
     tls.resume_writing()                      # the transport drained: it tells us now
     assert up.events == ["resume"] and not tls.write_paused
+
+
+def test_a_record_cut_in_the_middle_then_fin_delivers_nothing_of_it(reactor, certs):
+    c_up, s_up = Upper(), Upper()
+    c_tls = TLSLayer(reactor, context(False, certs["alice"], certs["bob"]), c_up,
+                     server_side=False)
+    s_tls = TLSLayer(reactor, context(True, certs["bob"], certs["alice"]), s_up,
+                     server_side=True)
+    c_wire, s_wire = Wire(), Wire()
+    c_tls.connection_made(c_wire)
+    s_tls.connection_made(s_wire)
+    for _ in range(3):
+        feed(c_wire, s_tls, 1 << 20)
+        feed(s_wire, c_tls, 1 << 20)
+    c_tls.write(b"whole\n")
+    reactor.run_once()
+    c_tls.write(b"cut short\n")
+    reactor.run_once()
+    data = bytes(c_wire.out)
+    s_tls.data_received(data[:-5])                  # the second record lacks its end
+    assert bytes(s_up.data) == b"whole\n"
+    s_tls.eof_received()
+    s_tls.connection_lost(None)
+    assert bytes(s_up.data) == b"whole\n"
+    assert isinstance(s_up.exc, ssl.SSLEOFError) and "eof" not in s_up.events
