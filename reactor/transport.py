@@ -64,6 +64,14 @@ class StreamTransport:
         self._update_interest()
         protocol.connection_made(self)
 
+    def set_protocol(self, protocol: Protocol) -> None:
+        """Hand the connection to another protocol from now on.
+
+        A TLS layer uses it to take over a connection mid-stream, after a
+        plaintext prefix (``reactor.tls.start_tls``).
+        """
+        self._protocol = protocol
+
     # -- state ------------------------------------------------------------------
 
     def _update_interest(self) -> None:
