@@ -1,5 +1,7 @@
 """The command line: argparse, exit codes, --version, and installing the package."""
 
+from __future__ import annotations
+
 import os
 import subprocess
 import sys

@@ -1,5 +1,7 @@
 """The registry, every command and the queue, against a fake node and a recording console."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 
 import pytest

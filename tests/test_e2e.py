@@ -1,5 +1,7 @@
 """End to end: two and three chat.py processes on loopback, driven through pipes."""
 
+from __future__ import annotations
+
 import re
 
 

@@ -1,5 +1,7 @@
 """The line editor's state machine, fed key bytes directly (no terminal)."""
 
+from __future__ import annotations
+
 from commands.terminal.lineedit import LineEditor, text_width
 from commands.terminal.screen import Screen
 

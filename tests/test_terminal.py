@@ -1,5 +1,7 @@
 """chat.py at a real terminal (a pty): the input line survives incoming messages."""
 
+from __future__ import annotations
+
 import fcntl
 import os
 import pty

@@ -1,5 +1,7 @@
 """The control lines of our protocol."""
 
+from __future__ import annotations
+
 from network import wire
 
 
