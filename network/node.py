@@ -207,12 +207,28 @@ class Node:
             self._observer.connect_failed(ip, port, describe_error(exc))
             done(False)
 
+        self._connect_done = ((ip, port), done)   # for cancel_connect
         try:
             self._connector = Connector(self._reactor, (ip, port),
                                         self.options.connect_timeout_s, connected, failed)
         except OSError as exc:  # no socket to be had: EMFILE, ENOBUFS ...
             raise ValueError(describe_error(exc)) from None
         return ip
+
+    def cancel_connect(self) -> tuple[str, int] | None:
+        """Give up the connect still waiting for TCP, if any; return its address.
+
+        Its ``done(False)`` is called; the observer hears nothing (the user
+        asked for this, it is not a failure). ``None`` when no connect waits.
+        """
+        connector = self._connector
+        if connector is None or connector.closed:   # closed: its failure is on its way
+            return None
+        self._connector = None
+        connector.cancel()
+        address, done = self._connect_done
+        done(False)
+        return address
 
     def terminate(self, peer_id: int) -> PeerInfo:
         """Close one connection (after flushing it). Raises ``KeyError``."""
