@@ -65,7 +65,7 @@ def _host(text: str) -> str:
     try:
         return resolve_ipv4(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"invalid --host {text!r}: {exc}") from None
+        raise argparse.ArgumentTypeError(f"invalid address {text!r}: {exc}") from None
 
 
 class _Parser(argparse.ArgumentParser):
