@@ -32,6 +32,7 @@ class NodeAPI(Protocol):
     def peers(self) -> list: ...
     def peer(self, peer_id: int) -> Any: ...
     def connect(self, host: str, port: int, done: Callable[[bool], None]) -> str: ...
+    def cancel_connect(self) -> tuple[str, int] | None: ...
     def terminate(self, peer_id: int) -> Any: ...
     def send(self, peer_id: int, text: str, done: Callable[[bool], None]) -> None: ...
 
@@ -66,6 +67,11 @@ class Command:
 
     def run(self, ctx: Context, args: list[str]) -> None:
         raise NotImplementedError
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 connection``, ``2 connections``: a count and its noun, agreeing."""
+    return f"{count} {noun if count == 1 else (many or noun + 's')}"
 
 
 def parse_id(text: str) -> int:

@@ -22,7 +22,7 @@ class Connect(Command):
         except ValueError as exc:
             release()
             raise CommandError(f"cannot connect to {host}:{port}: {exc}") from None
-        ctx.console.info(f"connecting to {ip}:{port} ...")
+        ctx.console.connecting(ip, port)
 
 
 class List(Command):

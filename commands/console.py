@@ -22,6 +22,7 @@ import os
 import select
 from typing import Callable, Iterable
 
+from .base import plural
 from .sanitize import MAX_SHOWN_CHARS, all_safe, maybe_plain_ascii, sanitize, shorten
 
 STDOUT, STDERR = 1, 2
@@ -55,7 +56,12 @@ class Console:
         self._pending.append((STDOUT, self._encode(text)))
 
     def error(self, text: str) -> None:
-        """One line saying what went wrong and what to do instead (stderr)."""
+        """One line saying what went wrong and what to do instead (stderr).
+
+        Errors often echo what was typed or what a peer sent: sanitised here,
+        once for every caller.
+        """
+        text = sanitize(text)
         self._pending.append((STDERR, self._encode(f"{self._style('error:', ERROR)} {text}")))
 
     def _encode(self, text: str) -> bytes:
@@ -82,6 +88,8 @@ class Console:
         screen = self.screen
         if screen is not None:
             screen.before_output()
+            # At a terminal, rows cut to its width, continuation rows marked.
+            pending = [(fd, screen.wrap_output(text)) for fd, text in pending]
         fd, chunk = pending[0][0], []
         for stream, text in pending:
             if stream != fd:
@@ -167,7 +175,15 @@ class Console:
             self.info(prefix + shorten(sanitize(text)))
 
     def line_too_long(self, info, nbytes: int, limit: int) -> None:
-        self.info(f"{_peer(info)} sent a line longer than {limit} bytes; it was discarded")
+        self.info(f"{_peer(info)} sent a line longer than {plural(limit, 'byte')}; "
+                  f"it was discarded")
+
+    def connecting(self, host: str, port: int) -> None:
+        hint = " (Ctrl-C to cancel)" if self.screen is not None else ""
+        self.info(f"connecting to {host}:{port} ...{hint}")
+
+    def connect_cancelled(self, host: str, port: int) -> None:
+        self.info(f"cancelled the connection to {host}:{port}")
 
     def connect_failed(self, host: str, port: int, reason: str) -> None:
         self.error(f"could not connect to {host}:{port}: {sanitize(reason)}")
@@ -177,7 +193,7 @@ class Console:
             self.info(f"refused a connection from {address}: already at the limit of "
                       f"{limit} peers (see --max-peers)")
         else:
-            self.info(f"refused {count} more connection(s) in the last second: "
+            self.info(f"refused {plural(count, 'more connection')} in the last second: "
                       f"still at the limit of {limit} peers")
 
     def accept_paused(self, reason: str, retry_s: float) -> None:
