@@ -113,3 +113,24 @@ def test_pip_install_gives_a_working_chat_peer_command(tmp_path):
                          capture_output=True, timeout=30, env=env, cwd=tmp_path,
                          input=b"myport\nexit\n")
     assert out.returncode == 0 and b"listening port: " in out.stdout
+
+
+def test_errors_never_echo_raw_escapes_from_stdin():
+    script = (b"x\x1b]0;PWNED\x07\x1b[2J\n"
+              b"help \x1b[31mred\n"
+              b"send \xe2\x80\xae1 hi\n"            # U+202E, a bidi override
+              b"connect \x1b[2J 80\n"
+              b"exit\n")
+    out = subprocess.run([sys.executable, CHAT, "0", "--host", "127.0.0.1"], input=script,
+                         capture_output=True, timeout=30)
+    assert out.returncode == 0
+    errors = out.stderr.decode().splitlines()
+    assert errors == [
+        r'error: unknown command "x\x1b]0;PWNED\x07\x1b[2J"; type "help" to see the commands',
+        r'error: unknown command "\x1b[31mred"; type "help" to see the commands',
+        r'error: "\u202e1" is not a connection id; ids are the numbers that "list" shows',
+        r"error: cannot connect to \x1b[2J:80: unknown host; use a numeric IPv4 address such "
+        r"as 192.168.1.5 (names are looked up only in /etc/hosts, never in DNS)",
+    ], errors
+    for raw in (b"\x1b", b"\x07", "\u202e".encode()):
+        assert raw not in out.stderr and raw not in out.stdout
