@@ -134,3 +134,38 @@ def test_errors_never_echo_raw_escapes_from_stdin():
     ], errors
     for raw in (b"\x1b", b"\x07", "\u202e".encode()):
         assert raw not in out.stderr and raw not in out.stdout
+
+
+def readme_test_command() -> str:
+    """The one line the README gives for running the tests."""
+    lines = [line.strip() for line in (ROOT / "README.md").read_text().splitlines()
+             if line.startswith("    ") and "-m pytest" in line]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    command = readme_test_command()
+    assert command.startswith("python3 -m venv .venv && ")
+    assert command.endswith(" && .venv/bin/python -m pytest")
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert command in ci
+    assert ".venv/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+@pytest.mark.timeout(300)
+def test_the_readme_test_command_works_in_a_fresh_venv(tmp_path):
+    # Everything but the last step (running this suite again): a venv made by the
+    # python3 a user has, and pytest importable from it once the install step ran.
+    command = readme_test_command()
+    command = command.replace(".venv/bin/python -m pytest",
+                              ".venv/bin/python -c 'import pytest, pytest_timeout'")
+    out = subprocess.run(["bash", "-c", command], capture_output=True, timeout=280,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    # The venv's own interpreter (not python3's site-packages) has them.
+    probe = subprocess.run([str(tmp_path / ".venv" / "bin" / "python"), "-c",
+                            "import sys, pytest; print(sys.prefix != sys.base_prefix, "
+                            "pytest.__file__.startswith(sys.prefix))"],
+                           capture_output=True, text=True, timeout=30)
+    assert probe.stdout.split() == ["True", "True"], probe
