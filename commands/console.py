@@ -175,8 +175,7 @@ class Console:
             self.info(prefix + shorten(sanitize(text)))
 
     def line_too_long(self, info, nbytes: int, limit: int) -> None:
-        self.info(f"{_peer(info)} sent a line longer than {plural(limit, 'byte')}; "
-                  f"it was discarded")
+        self.info(f"{_peer(info)} sent a line longer than {limit} bytes; it was discarded")
 
     def connecting(self, host: str, port: int) -> None:
         hint = " (Ctrl-C to cancel)" if self.screen is not None else ""

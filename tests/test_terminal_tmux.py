@@ -2,7 +2,7 @@
 
 tmux is a real terminal emulator (it re-wraps rows when it narrows, as most
 terminals do), so these tests check what is on the screen, not which bytes
-were written.
+were written. The last test shows the same message through a pipe, untouched.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 
 from helpers import CHAT, ROOT, free_port
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+NO_TMUX = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 
 class Tmux:
@@ -77,6 +77,7 @@ def tmux():
         t.close()
 
 
+@NO_TMUX
 def test_shrinking_and_growing_the_terminal_leaves_no_stale_input_line(tmux):
     t = tmux(120, 12)
     # Output above fills the screen, as in use. (On an empty screen tmux keeps the
@@ -105,6 +106,7 @@ def test_shrinking_and_growing_the_terminal_leaves_no_stale_input_line(tmux):
     t.wait(lambda s: not input_rows(s))
 
 
+@NO_TMUX
 def test_a_peer_cannot_pad_a_message_into_a_line_of_ours(tmux):
     t = tmux(80, 12)
     with socket.create_connection(("127.0.0.1", t.port), timeout=5) as raw:
@@ -124,3 +126,16 @@ def test_a_peer_cannot_pad_a_message_into_a_line_of_ours(tmux):
             width = sum(2 if "\u3000" <= ch <= "\u9fff" else 1 for ch in row)
             assert width <= 80, row
             assert row.startswith(("  \u2506 ", "message from", "listening", "peer 1", ">")), row
+
+
+def test_through_a_pipe_a_long_message_stays_one_line_as_sent(chat):
+    a = chat("0", "--host", "127.0.0.1")
+    with socket.create_connection(("127.0.0.1", a.port), timeout=5) as raw:
+        text = "hi" + " " * 200 + "peer 1 (127.0.0.1:9090) left " + "日本" * 50
+        raw.sendall(text.encode() + b"\n")
+        prefix = f"message from peer 1 (127.0.0.1:{raw.getsockname()[1]}): "
+        a.wait_for("日本\n")
+        assert (prefix + text + "\n").encode() in a.raw()
+        assert "\u2506".encode() not in a.raw()
+    a.type("exit")
+    assert a.wait_exit() == 0
