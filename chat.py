@@ -9,6 +9,9 @@ runs the loop and turns the outcome into an exit status. The logic lives in
 Exit status: 0 after ``exit`` or the end of input; 1 when the program cannot
 start (port in use ...) or stdout went away; 2 for a usage error; 130 after
 SIGINT (Ctrl-C) and 143 after SIGTERM, as shells report signal deaths.
+Every start-up error, usage errors included, is one line on stderr in
+argparse's format: ``<program>: error: <what was wrong and what to do>``,
+where ``<program>`` is the name it was started by (``chat.py``, ``chat-peer``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ __version__ = "0.1.0"
 
 from commands.session import EXIT_FAILURE, EXIT_SIGINT, EXIT_SIGTERM
 
-PROG = "chat.py"
+DEFAULT_PROG = "chat.py"
 MAC_FD_CAP = 10240   # macOS refuses RLIM_INFINITY for RLIMIT_NOFILE
 
 
@@ -57,9 +60,32 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def program_name() -> str:
+    """The name we were started by: ``chat.py``, or ``chat-peer`` once installed."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return name if name and name not in ("-c", "-m", "__main__.py") else DEFAULT_PROG
+
+
+def _host(text: str) -> str:
+    from commands.words import address_problem
+    from reactor.netutil import AddressError, resolve_ipv4
+    try:
+        return resolve_ipv4(text)
+    except AddressError as exc:
+        raise argparse.ArgumentTypeError(f"invalid address {text!r}: "
+                                         f"{address_problem(exc.problem.value)}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # argparse echoes what was typed ("unrecognized arguments: ..."): made safe to show.
+        from commands.sanitize import sanitize
+        super().error(sanitize(message))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
+    parser = _Parser(
+        prog=program_name(),
         description="A peer-to-peer chat over TCP. Every peer listens on a port and can "
                     "connect to others; type commands on stdin (type \"help\" once running). "
                     "A script can be piped in: the commands run in order and the end of "
@@ -68,7 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                "closes; 2 for a usage error; 130 after Ctrl-C (SIGINT); 143 after SIGTERM.")
     parser.add_argument("port", type=_port,
                         help="the TCP port to listen on (0 picks a free one and prints it)")
-    parser.add_argument("--host", default="0.0.0.0",
+    parser.add_argument("--host", default="0.0.0.0", type=_host,
                         help="the IPv4 address to listen on (default: all interfaces)")
     parser.add_argument("--connect-timeout", type=_seconds, default=5.0, metavar="S",
                         help="give up on a connect after S seconds (default: 5)")
@@ -87,14 +113,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="no colours at a terminal (NO_COLOR=1 and TERM=dumb do the same)")
     parser.add_argument("--stay", action="store_true",
                         help="keep running after the end of input, until Ctrl-C or SIGTERM "
-                             "(for a peer started in the background)")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+                             "(for a peer started in the background; at a terminal, "
+                             "Ctrl-D still exits)")
+    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
 
 
 def _fail(message: str) -> int:
     try:
-        os.write(2, f"{PROG}: {message}\n".encode("utf-8", "backslashreplace"))
+        os.write(2, f"{program_name()}: error: {message}\n".encode("utf-8", "backslashreplace"))
     except OSError:
         pass
     return EXIT_FAILURE
@@ -138,25 +165,21 @@ def _listen_error(exc: OSError, host: str, port: int) -> str:
 def run(args: argparse.Namespace) -> int:
     from commands import CommandRunner, Console, Context, default_registry
     from commands.completion import make_completer
-    from commands.session import KeyInput, LineInput, Session
+    from commands.session import KeyInput, LineInput, Session, cancel_pending_connect
     from network import Node, NodeOptions
     from reactor import LineCodec, Reactor, StdinReader, choose_selector
     from commands.terminal.lineedit import LineEditor
-    from commands.words import address_problem
-    from reactor.netutil import AddressError, resolve_ipv4
     from commands.terminal.screen import Screen, Terminal
 
-    try:
-        host = resolve_ipv4(args.host)
-    except AddressError as exc:
-        return _fail(f"--host: {address_problem(exc.problem.value)}")
+    host = args.host
     _raise_fd_limit()
     selector, stdin_pollable = choose_selector(0)
     reactor = Reactor(selector)
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    interactive = os.isatty(0) and os.isatty(1)
-    color = (interactive and not args.no_color and not os.environ.get("NO_COLOR")
-             and os.environ.get("TERM") != "dumb")
+    # TERM=dumb (or none) cannot move a cursor: treat it like a pipe, plain lines.
+    interactive = (os.isatty(0) and os.isatty(1)
+                   and os.environ.get("TERM", "") not in ("", "dumb"))
+    color = interactive and not args.no_color and not os.environ.get("NO_COLOR")
     console = Console(encoding=encoding, color=color)
     reactor.add_after_turn(console.flush)
     options = NodeOptions(connect_timeout_s=args.connect_timeout, heartbeat_s=args.heartbeat,
@@ -171,17 +194,20 @@ def run(args: argparse.Namespace) -> int:
     console.listening(host, node.port)
 
     registry = default_registry()
-    session = Session(node, console, reactor.stop, args.stay)
+    # --stay is for a peer whose input ends on its own; at a terminal Ctrl-D is the
+    # user asking to leave, so it exits as it would without --stay.
+    session = Session(node, console, reactor.stop, args.stay and not interactive)
     runner = CommandRunner(registry, reactor.call_soon, session.end_of_input)
     screen = terminal = None
     if interactive:
         # At a terminal we own the input line, so messages never land inside it.
-        editor = LineEditor(make_completer(registry, node))
-        screen = Screen(editor, console.write_raw)
+        editor = LineEditor(make_completer(registry, node),
+                            on_interrupt=lambda: cancel_pending_connect(node, console))
+        screen = Screen(editor, console.write_raw, encoding=encoding)
         console.screen = screen
         source = KeyInput(editor, screen, console, runner,
                           interrupt=lambda: session.shutdown(EXIT_SIGINT))
-        reactor.add_signal_handler(signal.SIGWINCH, lambda _: screen.refresh())
+        reactor.add_signal_handler(signal.SIGWINCH, lambda _: screen.resized())
     else:
         source = LineInput(LineCodec(errors="surrogateescape"), runner)
     stdin = StdinReader(reactor, 0, stdin_pollable, on_data=source.data_received,

@@ -1,5 +1,7 @@
 """The user side of chat.py: commands, their registry, the console."""
 
+from __future__ import annotations
+
 from .base import Command, CommandError, Context, UsageError
 from .connections import Connect, List, Terminate
 from .console import Console

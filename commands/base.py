@@ -77,6 +77,11 @@ class Command:
         raise NotImplementedError
 
 
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 connection``, ``2 connections``: a count and its noun, agreeing."""
+    return f"{count} {noun if count == 1 else (many or noun + 's')}"
+
+
 def parse_id(text: str) -> int:
     """A connection id as the user typed it, or a :class:`CommandError`."""
     if not text.isdigit() or not text.isascii():

@@ -1,4 +1,5 @@
-"""Tab completion for the interactive line editor: command names, then live ids."""
+"""Tab completion for the interactive line editor: command names (also after
+``help``), then live ids."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ def make_completer(registry, node: NodeAPI) -> Callable[[str], list[str]]:
         if len(words) == 1:
             return [name for name in registry.names() if name.startswith(words[0])]
         command = registry.get(words[0].lower())
+        if len(words) == 2 and command is not None and command.name == "help":
+            return [name for name in registry.names() if name.startswith(words[1].lower())]
         if len(words) == 2 and command is not None and command.completes_ids:
             return [str(p.id) for p in node.peers() if str(p.id).startswith(words[1])]
         return []

@@ -30,7 +30,7 @@ class Connect(Command):
                 ctx.console.already_connected(ctx.node.peer(exc.peer_id))
                 return
             raise CommandError(words.cannot_connect(host, port, exc)) from None
-        ctx.console.info(f"connecting to {ip}:{port} as peer {peer_id} ...")
+        ctx.console.connecting(ip, port, peer_id)
 
 
 class List(Command):

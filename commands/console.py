@@ -54,7 +54,12 @@ class Console:
         self._pending.append((STDOUT, self._encode(text)))
 
     def error(self, text: str) -> None:
-        """One line saying what went wrong and what to do instead (stderr)."""
+        """One line saying what went wrong and what to do instead (stderr).
+
+        Errors often echo what was typed or what a peer sent: sanitised here,
+        once for every caller.
+        """
+        text = sanitize(text)
         self._pending.append((STDERR, self._encode(f"{self._style('error:', ERROR)} {text}")))
 
     def _encode(self, text: str) -> bytes:
@@ -81,6 +86,8 @@ class Console:
         screen = self.screen
         if screen is not None:
             screen.before_output()
+            # At a terminal, rows cut to its width, continuation rows marked.
+            pending = [(fd, screen.wrap_output(text)) for fd, text in pending]
         fd, chunk = pending[0][0], []
         for stream, text in pending:
             if stream != fd:
@@ -164,6 +171,13 @@ class Console:
 
     def line_too_long(self, info, nbytes: int, limit: int) -> None:
         self.info(f"{words.peer(info)} sent a line longer than {limit} bytes; it was discarded")
+
+    def connecting(self, host: str, port: int, peer_id: int) -> None:
+        hint = " (Ctrl-C to cancel)" if self.screen is not None else ""
+        self.info(f"connecting to {host}:{port} as peer {peer_id} ...{hint}")
+
+    def connect_cancelled(self, host: str, port: int) -> None:
+        self.info(f"cancelled the connection to {host}:{port}")
 
     def connect_failed(self, host: str, port: int, failed) -> None:
         self.error(words.could_not_connect(host, port, failed))

@@ -23,7 +23,12 @@ class MyIp(Command):
                "(no packet is sent to find it).")
 
     def run(self, ctx: Context, args: list[str]) -> None:
-        ctx.console.info(f"IP address: {ctx.node.my_ip()}")
+        ip = ctx.node.my_ip()
+        hint = ""
+        if ip.startswith("127."):
+            hint = (" (this machine has no network address besides loopback: no other "
+                    "machine can reach this peer)")
+        ctx.console.info(f"IP address: {ip}{hint}")
 
 
 class MyPort(Command):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 
-from .base import Command, CommandError, Context, UsageError
+from .base import Command, CommandError, Context, UsageError, plural
 
 
 class CommandRegistry:
@@ -71,7 +71,7 @@ class CommandRegistry:
             return f'"{command.name}" needs more arguments'
         if command.max_args == 0:
             return f'"{command.name}" takes no arguments'
-        return f'"{command.name}" takes at most {command.max_args} argument(s)'
+        return f'"{command.name}" takes at most {plural(command.max_args, "argument")}'
 
     # -- help -------------------------------------------------------------------------------
 

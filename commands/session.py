@@ -2,7 +2,9 @@
 
 * :class:`LineInput` feeds lines from a pipe or a file (through a line codec).
 * :class:`KeyInput` feeds keys from a terminal (through the line editor and
-  its screen), so the input line survives incoming messages.
+  its screen), so the input line survives incoming messages; there, Ctrl-C
+  while a ``connect`` is pending cancels that connect
+  (:func:`cancel_pending_connect`).
 * :class:`Session` ends the program the same graceful way whatever asks:
   ``exit``, the end of input, Ctrl-C, SIGTERM, or a closed stdout.
 
@@ -13,6 +15,8 @@ in from ``chat.py`` and are used through their methods only.
 from __future__ import annotations
 
 from typing import Callable
+
+from .base import plural
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 EXIT_SIGINT, EXIT_SIGTERM = 128 + 2, 128 + 15
@@ -41,7 +45,8 @@ class Session:
         self.stdin.close()
         count = self._node.shutdown(done=self._stop_loop)
         if not self._console.output_closed:
-            self._console.info(f"exiting: closing {count} connection(s)" if count else "exiting")
+            self._console.info(f"exiting: closing {plural(count, 'connection')}" if count
+                              else "exiting")
 
     def end_of_input(self) -> None:
         if self._stay:
@@ -68,6 +73,18 @@ class LineInput:
         self._runner.end_of_input()
 
 
+def cancel_pending_connect(node, console) -> bool:
+    """Ctrl-C at a terminal while a connect is in flight: give that one up, nothing more.
+
+    Returns False when there was none (Ctrl-C then means what it always does).
+    """
+    address = node.cancel_connect()
+    if address is None:
+        return False
+    console.connect_cancelled(*address)
+    return True
+
+
 class KeyInput:
     """stdin that is a terminal: keys -> the line editor -> the queue."""
 
@@ -92,6 +109,9 @@ class KeyInput:
                 self._interrupt()
             elif kind == "choices":
                 self._console.info("  ".join(event[1]))
+            elif kind == "clear-screen":
+                self._console.flush()
+                self._screen.clear_screen()
         self._screen.refresh()
 
     def eof_received(self) -> None:

@@ -13,6 +13,7 @@ import os
 
 from network.outcomes import CloseReason, ConnectFailed, Failure, Lost, Refusal, Refused
 
+from .base import plural
 from .sanitize import sanitize
 
 _ERRNO_WORDS = {
@@ -35,11 +36,6 @@ _ADDRESS_PROBLEMS = {
                     "looked up only in /etc/hosts, never in DNS)",
     "unusable": "that is not an address a peer can have",
 }
-
-
-def plural(count: int, one: str, many: str | None = None) -> str:
-    """``1 message``, ``2 messages``."""
-    return f"{count} {one if count == 1 else (many or one + 's')}"
 
 
 def errno_words(code: int | None) -> str:

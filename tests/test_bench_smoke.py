@@ -1,5 +1,7 @@
 """The benchmark harness itself still works (tiny sizes; speed is not checked here)."""
 
+from __future__ import annotations
+
 import json
 import subprocess
 import sys

@@ -1,6 +1,9 @@
 """The command line: argparse, exit codes, --version, and installing the package."""
 
+from __future__ import annotations
+
 import os
+import socket
 import subprocess
 import sys
 
@@ -20,8 +23,29 @@ def test_help_and_version():
     for word in ("port", "--host", "--connect-timeout", "--heartbeat", "--send-timeout",
                  "--max-peers", "--stay", "--version", "exit status"):
         assert word.encode() in out.stdout, word
-    out = run("--version")
-    assert out.returncode == 0 and out.stdout == b"chat.py 0.1.0\n"
+    assert out.stdout.startswith(b"usage: chat.py ")
+    for flag in ("--version", "-V"):
+        out = run(flag)
+        assert out.returncode == 0 and out.stdout == b"chat.py 0.1.0\n", flag
+
+
+def test_the_program_names_itself_as_it_was_started(tmp_path):
+    # ./chat.py is executable (git mode 100755) and runs through its #! line.
+    assert os.access(CHAT, os.X_OK)
+    mode = subprocess.run(["git", "ls-files", "-s", "chat.py"], capture_output=True,
+                          text=True, cwd=str(ROOT)).stdout
+    if mode:   # a git checkout (an unpacked sdist has no index to ask)
+        assert mode.startswith("100755 "), mode
+    out = subprocess.run(["./chat.py", "-V"], capture_output=True, timeout=30, cwd=str(ROOT))
+    assert out.stdout == b"chat.py 0.1.0\n"
+    # Under another name (as the installed chat-peer script is), it says that name.
+    link = tmp_path / "chat-peer"
+    link.symlink_to(CHAT)
+    out = subprocess.run([sys.executable, str(link), "0", "--bogus"], capture_output=True,
+                         timeout=30)
+    assert out.returncode == 2
+    assert out.stderr.startswith(b"usage: chat-peer ")
+    assert b"\nchat-peer: error: unrecognized arguments: --bogus\n" in out.stderr
 
 
 @pytest.mark.parametrize("args,message", [
@@ -31,17 +55,41 @@ def test_help_and_version():
     (["0", "--connect-timeout", "-1"], b"invalid duration '-1'"),
     (["0", "--max-peers", "0"], b"invalid number '0'"),
     (["0", "--bogus"], b"unrecognized arguments: --bogus"),
+    (["0", "--host", "::1"], b"argument --host: invalid address '::1': that is an IPv6 address"),
+    (["0", "--host", "nonsense"], b"argument --host: invalid address 'nonsense': unknown host"),
+    (["0", "--host", "no.such.name.invalid"], b"argument --host: invalid address 'no.such.name.invalid'"),
+    (["0", "--host", "300.1.1.1"], b"argument --host: invalid address '300.1.1.1': not a valid IPv4 address"),
 ])
-def test_usage_errors_exit_2_without_a_traceback(args, message):
+def test_usage_errors_exit_2_with_one_error_line(args, message):
     out = run(*args)
     assert out.returncode == 2
-    assert message in out.stderr and b"Traceback" not in out.stderr
+    assert b"Traceback" not in out.stderr and out.stdout == b""
+    lines = out.stderr.decode().splitlines()
+    assert lines[0].startswith("usage: chat.py ")          # the usage, then one error line
+    assert lines[-1].startswith("chat.py: error: ") and message.decode() in lines[-1], lines
+    assert sum("error" in line for line in lines) == 1
 
 
-def test_bad_host_is_one_line():
-    out = run("0", "--host", "no.such.name.invalid")
+def test_cannot_start_is_one_error_line_with_status_1():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = run(str(port), "--host", "127.0.0.1")
     assert out.returncode == 1
-    assert out.stderr.startswith(b"chat.py: --host: unknown host;") and out.stderr.count(b"\n") == 1
+    assert out.stderr == (f"chat.py: error: port {port} is already in use; pick another "
+                          f"port, or 0 for any free one\n").encode()
+    out = run("0", "--host", "192.0.2.1")        # an address no interface here has
+    assert out.returncode == 1
+    assert out.stderr == (b"chat.py: error: cannot listen on 192.0.2.1: no interface of "
+                          b"this machine has that address\n")
+
+
+def test_escapes_typed_on_the_command_line_are_not_echoed_raw():
+    out = run("0", "--bogus\x1b]0;PWNED\x07\x1b[2J")
+    assert out.returncode == 2
+    assert b"\x1b" not in out.stderr and b"\x07" not in out.stderr
+    assert b"--bogus\\x1b]0;PWNED\\x07\\x1b[2J" in out.stderr
 
 
 @pytest.mark.timeout(300)
@@ -57,8 +105,67 @@ def test_pip_install_gives_a_working_chat_peer_command(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(target))
     out = subprocess.run([sys.executable, str(script), "--version"], capture_output=True,
                          timeout=30, env=env, cwd=tmp_path)
-    assert out.stdout == b"chat.py 0.1.0\n"
+    assert out.stdout == b"chat-peer 0.1.0\n"
+    out = subprocess.run([sys.executable, str(script), "--bogus"], capture_output=True,
+                         timeout=30, env=env, cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.startswith(b"usage: chat-peer ")
     out = subprocess.run([sys.executable, str(script), "0", "--host", "127.0.0.1"],
                          capture_output=True, timeout=30, env=env, cwd=tmp_path,
                          input=b"myport\nexit\n")
     assert out.returncode == 0 and b"listening port: " in out.stdout
+
+
+def test_errors_never_echo_raw_escapes_from_stdin():
+    script = (b"x\x1b]0;PWNED\x07\x1b[2J\n"
+              b"help \x1b[31mred\n"
+              b"send \xe2\x80\xae1 hi\n"            # U+202E, a bidi override
+              b"connect \x1b[2J 80\n"
+              b"exit\n")
+    out = subprocess.run([sys.executable, CHAT, "0", "--host", "127.0.0.1"], input=script,
+                         capture_output=True, timeout=30)
+    assert out.returncode == 0
+    errors = out.stderr.decode().splitlines()
+    assert errors == [
+        r'error: unknown command "x\x1b]0;PWNED\x07\x1b[2J"; type "help" to see the commands',
+        r'error: unknown command "\x1b[31mred"; type "help" to see the commands',
+        r'error: "\u202e1" is not a connection id; ids are the numbers that "list" shows',
+        r"error: cannot connect to \x1b[2J:80: unknown host; use a numeric IPv4 address such "
+        r"as 192.168.1.5 (names are looked up only in /etc/hosts, never in DNS)",
+    ], errors
+    for raw in (b"\x1b", b"\x07", "\u202e".encode()):
+        assert raw not in out.stderr and raw not in out.stdout
+
+
+def readme_test_command() -> str:
+    """The one line the README gives for running the tests."""
+    lines = [line.strip() for line in (ROOT / "README.md").read_text().splitlines()
+             if line.startswith("    ") and "-m pytest" in line]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    command = readme_test_command()
+    assert command.startswith("python3 -m venv .venv && ")
+    assert command.endswith(" && .venv/bin/python -m pytest")
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert command in ci
+    assert ".venv/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+@pytest.mark.timeout(300)
+def test_the_readme_test_command_works_in_a_fresh_venv(tmp_path):
+    # Everything but the last step (running this suite again): a venv made by the
+    # python3 a user has, and pytest importable from it once the install step ran.
+    command = readme_test_command()
+    command = command.replace(".venv/bin/python -m pytest",
+                              ".venv/bin/python -c 'import pytest, pytest_timeout'")
+    out = subprocess.run(["bash", "-c", command], capture_output=True, timeout=280,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    # The venv's own interpreter (not python3's site-packages) has them.
+    probe = subprocess.run([str(tmp_path / ".venv" / "bin" / "python"), "-c",
+                            "import sys, pytest; print(sys.prefix != sys.base_prefix, "
+                            "pytest.__file__.startswith(sys.prefix))"],
+                           capture_output=True, text=True, timeout=30)
+    assert probe.stdout.split() == ["True", "True"], probe

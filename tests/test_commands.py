@@ -1,5 +1,7 @@
 """The registry, every command and the queue, against a fake node and a recording console."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 
 import pytest
@@ -47,7 +49,11 @@ class FakeNode:
         return host, 4
 
     def cancel_connect(self):
-        return None
+        self.calls.append(("cancel_connect",))
+        if not self.pending:
+            return None
+        self.pending.pop(0)(False)
+        return ("10.0.0.9", 7000)
 
     def terminate(self, peer_id):
         self.calls.append(("terminate", peer_id))
@@ -151,7 +157,7 @@ def test_list(h):
     ("send 1 \x01HELLO chat/1", r"messages cannot contain control characters (found \x01); "
                                 "nothing was sent"),
     ("terminate", '"terminate" needs more arguments; usage: terminate <id>'),
-    ("terminate 1 2", '"terminate" takes at most 1 argument(s); usage: terminate <id>'),
+    ("terminate 1 2", '"terminate" takes at most 1 argument; usage: terminate <id>'),
     ("terminate x", '"x" is not a connection id; ids are the numbers that "list" shows'),
     ("connect 1.2.3.4", '"connect" needs more arguments; usage: connect <ip> <port>'),
     ("connect 1.2.3.4 abc", '"abc" is not a port; a port is a number from 1 to 65535'),
@@ -163,6 +169,11 @@ def test_list(h):
     ("send 10.0.0.2:9 hi", 'no connection with 10.0.0.2:9; type "list" to see the connections'),
     ("send 10.0.0.2:x hi", '"x" is not a port; a port is a number from 1 to 65535'),
     ("help nothing", 'unknown command "nothing"; type "help" to see the commands'),
+    ("x\x1b]0;PWNED\x07\x1b[2J", r'unknown command "x\x1b]0;PWNED\x07\x1b[2J"; type "help" '
+                                  'to see the commands'),
+    ("send \u202eid hi", r'"\u202eid" is not a connection id; ids are the numbers that '
+                         '"list" shows'),
+    ("help \x1b[31m", r'unknown command "\x1b[31m"; type "help" to see the commands'),
 ])
 def test_mistakes_are_one_error_line(h, line, error):
     h.run(line)
@@ -297,3 +308,53 @@ def test_console_escapes_what_the_stream_cannot_encode():
     console.info("café 日本")
     console.flush()
     assert written == [b"caf\\xe9 \\u65e5\\u672c\n"]
+
+
+def test_myip_on_a_machine_with_loopback_only_says_nobody_else_can_reach_it(h):
+    h.node.my_ip = lambda: "127.0.0.1"
+    h.run("myip")
+    assert h.out() == ["IP address: 127.0.0.1 (this machine has no network address besides "
+                       "loopback: no other machine can reach this peer)"]
+
+
+def test_plurals_agree_with_their_counts():
+    from commands.base import plural
+    assert plural(1, "connection") == "1 connection"
+    assert plural(2, "connection") == "2 connections"
+    assert plural(0, "argument") == "0 arguments"
+    written = []
+    console = Console(write=lambda fd, data: written.append(bytes(data)) or len(data))
+    console.incoming_refused(None, Refusal.FULL, 1, 5)
+    console.incoming_refused(None, Refusal.FULL, 3, 5)
+    console.flush()
+    text = b"".join(written).decode()
+    assert "refused 1 more connection in" in text and "refused 3 more connections in" in text
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parent.parent
+    for path in list((root / "commands").rglob("*.py")) + [root / "chat.py"]:
+        assert "(s)" not in path.read_text(), path
+
+
+def test_ctrl_c_cancels_only_a_pending_connect_and_the_queue_goes_on(h):
+    from commands.session import cancel_pending_connect
+    from commands.terminal.lineedit import LineEditor
+    from commands.terminal.screen import Screen
+    # At a terminal (the screen's own drawing goes elsewhere here).
+    h.console.screen = Screen(LineEditor(), lambda text: None, columns=lambda: 80)
+    h.run("connect 10.0.0.9 7000", "myport")
+    assert h.out() == ["connecting to 10.0.0.9:7000 as peer 4 ... (Ctrl-C to cancel)"]
+    h.console.screen = None
+    assert cancel_pending_connect(h.node, h.console) is True
+    h.turn()
+    assert h.out()[1:] == ["cancelled the connection to 10.0.0.9:7000", "listening port: 9090"]
+    assert h.err() == []
+    assert cancel_pending_connect(h.node, h.console) is False   # nothing pending: not taken
+
+
+def test_completion_after_help_offers_command_names():
+    from commands.completion import make_completer
+    complete = make_completer(default_registry(), FakeNode())
+    assert complete("help s") == ["send"]
+    assert complete("help my") == ["myip", "myport"]
+    assert complete("send ") == ["1", "3"]
+    assert complete("list ") == []

@@ -1,5 +1,7 @@
 """End to end: two and three chat.py processes on loopback, driven through pipes."""
 
+from __future__ import annotations
+
 import re
 
 
@@ -167,7 +169,7 @@ def test_connect_timeout_holds_the_queue_while_messages_keep_arriving(chat):
         connect(b, a)
         started = time.monotonic()
         a.type(f"connect 127.0.0.1 {hole.port}", "myport")
-        a.wait_for(rf"connecting to 127\.0\.0\.1:{hole.port} as peer 2 \.\.\.")
+        a.wait_for(rf"connecting to 127\.0\.0\.1:{hole.port} as peer 2 \.\.\.\n")
         b.type("send 1 while you wait")
         a.wait_for(r"message from peer 1 \([^)]*\): while you wait")
         assert "listening port" not in a.text()[a.text().index("connecting"):]
@@ -240,7 +242,7 @@ def test_script_from_a_file_and_end_of_input_is_exit(chat, tmp_path):
                              capture_output=True, timeout=20)
     assert out.returncode == 0, out
     a.wait_for(r"\): one\n[^\n]*\): two\n[^\n]*\): no newline\n")
-    assert b"exiting: closing 1 connection(s)" in out.stdout
+    assert b"exiting: closing 1 connection" in out.stdout
 
 
 def test_dev_null_stdin_exits_at_once(chat):
@@ -301,7 +303,7 @@ def test_port_in_use_and_usage_errors():
         out = subprocess.run([sys.executable, CHAT, str(port)], capture_output=True,
                              stdin=subprocess.DEVNULL, timeout=20)
     assert out.returncode == 1
-    assert out.stderr.decode() == (f"chat.py: port {port} is already in use; pick another "
+    assert out.stderr.decode() == (f"chat.py: error: port {port} is already in use; pick another "
                                    f"port, or 0 for any free one\n")
     for bad in ("abc", "70000", "-5"):
         out = subprocess.run([sys.executable, CHAT, bad], capture_output=True, timeout=20)

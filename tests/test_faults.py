@@ -6,6 +6,8 @@ the assertions only check bounds generous enough for a busy machine, because
 speed belongs to the benchmarks.
 """
 
+from __future__ import annotations
+
 import os
 import random
 import re

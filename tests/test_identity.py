@@ -1,5 +1,7 @@
 """Identities, IDs, the trust store and the per-peer TLS contexts."""
 
+from __future__ import annotations
+
 import base64
 import os
 import ssl

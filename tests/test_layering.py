@@ -7,6 +7,8 @@
     reactor/    chat-agnostic I/O: imports nothing of ours but itself
 """
 
+from __future__ import annotations
+
 import ast
 from pathlib import Path
 

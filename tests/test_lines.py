@@ -1,5 +1,7 @@
 """LineCodec: the same lines whatever way the bytes are cut."""
 
+from __future__ import annotations
+
 import random
 
 import pytest

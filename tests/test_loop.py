@@ -1,5 +1,7 @@
 """The reactor and its timers, on socketpairs and a hand-driven clock."""
 
+from __future__ import annotations
+
 import os
 import select
 import signal

@@ -4,6 +4,8 @@ Skipped, with the reason, where network namespaces cannot be made (not root,
 no iproute2); CI runs as root, so there they run.
 """
 
+from __future__ import annotations
+
 import re
 import time
 

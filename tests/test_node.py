@@ -4,6 +4,8 @@ Fast and exact: every event each node reports is recorded, so a race can be
 asserted event by event (no "closed", no error) without waiting on subprocesses.
 """
 
+from __future__ import annotations
+
 import select
 import socket
 

@@ -4,6 +4,8 @@ Like the codec's tests (h11's pattern): each input is fed whole, then cut at
 every split point, then one byte at a time, and must give the same events.
 """
 
+from __future__ import annotations
+
 import pytest
 
 from network import wire

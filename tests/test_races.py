@@ -7,6 +7,8 @@ are the end-to-end proofs, on loopback, through a delaying proxy where a
 slow link matters.
 """
 
+from __future__ import annotations
+
 import re
 import socket
 import time

@@ -1,5 +1,7 @@
 """chat.py at a real terminal (a pty): the input line survives incoming messages."""
 
+from __future__ import annotations
+
 import fcntl
 import os
 import pty
@@ -16,7 +18,7 @@ import time
 
 import pytest
 
-from helpers import CHAT, ROOT, recv_line
+from helpers import CHAT, ROOT, BlackHole, figure, recv_line
 
 ESC = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -24,19 +26,40 @@ ESC = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 class PtyChat:
     """chat.py with a pty as its stdin, stdout and stderr."""
 
-    def __init__(self, *args, columns=80, env=None):
+    def __init__(self, *args, columns=80, env=None, unset=()):
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
         self.modes_before = termios.tcgetattr(slave)
         full_env = dict(os.environ, TERM="xterm")
         full_env.pop("NO_COLOR", None)
         full_env.update(env or {})
+        for name in unset:
+            full_env.pop(name, None)
         self.proc = subprocess.Popen([sys.executable, CHAT, "0", "--host", "127.0.0.1", *args],
                                      stdin=slave, stdout=slave, stderr=slave, cwd=str(ROOT),
                                      env=full_env, start_new_session=True)
         self.slave = slave
         self.screen = b""
         self.port = int(self.wait_for(rb"listening on 127\.0\.0\.1:(\d+)").group(1))
+
+    def write_all(self, data: bytes, timeout=30):
+        """Write a lot through the pty, reading what comes back meanwhile (no deadlock)."""
+        view = memoryview(data)
+        deadline = time.monotonic() + timeout
+        os.set_blocking(self.master, False)
+        try:
+            while view:
+                assert time.monotonic() < deadline, "chat.py stopped reading"
+                readable, writable, _ = select.select([self.master], [self.master], [], 0.05)
+                if readable:
+                    self.read(0)
+                if writable:
+                    try:
+                        view = view[os.write(self.master, view[:4096]):]
+                    except BlockingIOError:
+                        pass
+        finally:
+            os.set_blocking(self.master, True)
 
     def read(self, timeout=0.05):
         ready, _, _ = select.select([self.master], [], [], timeout)

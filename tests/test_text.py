@@ -1,5 +1,7 @@
 """The sanitiser: peer text can never steer the terminal."""
 
+from __future__ import annotations
+
 import re
 
 import pytest

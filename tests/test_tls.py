@@ -1,5 +1,7 @@
 """TLSLayer on a real Reactor: handshakes, data, flow control, failures, start_tls."""
 
+from __future__ import annotations
+
 import hashlib
 import socket
 import ssl

@@ -1,5 +1,7 @@
 """StreamTransport, Connector and Listener on real sockets."""
 
+from __future__ import annotations
+
 import errno
 import socket
 import time

@@ -1,6 +1,9 @@
 """The wire format: control lines, and a hello parser that takes nothing on trust."""
 
+from __future__ import annotations
+
 import pytest
+
 
 from network import wire
 from network.outcomes import Refusal

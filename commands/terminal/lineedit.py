@@ -1,100 +1,80 @@
 """A line editor as a pure state machine: key bytes in, edits and events out.
 
 It owns the text being typed and the cursor, the history of this run and Tab
-completion, and knows nothing of terminals or sockets: :mod:`commands.terminal.screen`
-draws what it holds. ``feed(bytes)`` accepts input split anywhere (half a
-UTF-8 character, half an escape sequence) and returns the events it
-completed:
+completion, and knows nothing of terminals or sockets: :mod:`.screen` draws
+what it holds and :mod:`.keys` turns bytes into keys. ``feed(bytes)``
+accepts input split anywhere and returns the events it completed:
 
-* ``("line", text)``   Enter was pressed;
-* ``("eof",)``         Ctrl-D on an empty line;
-* ``("interrupt",)``   Ctrl-C on an empty line (on a non-empty one it clears it);
-* ``("choices", [...])`` a second Tab with several possible completions.
+* ``("line", text)``     Enter was pressed;
+* ``("eof",)``           Ctrl-D on an empty line;
+* ``("interrupt",)``     Ctrl-C on an empty line (on a non-empty one it clears
+  it), unless ``on_interrupt()`` took the key (a pending connect, say);
+* ``("choices", [...])`` a second Tab with several possible completions;
+* ``("clear-screen",)``  Ctrl-L.
 
 Keys: printable text inserts; Left/Right (Ctrl-B/Ctrl-F), Home/End
-(Ctrl-A/Ctrl-E), Backspace, Delete (Ctrl-D on a non-empty line), Ctrl-U
-(delete to start), Ctrl-K (delete to end), Ctrl-W (delete the word before the
-cursor), Up/Down (history), Tab (complete).
+(Ctrl-A/Ctrl-E), Alt-b/Alt-f (a word left/right), Backspace, Delete (Ctrl-D
+on a non-empty line), Ctrl-U (delete to start), Ctrl-K (delete to end),
+Ctrl-W (delete the space-separated word before the cursor), Alt-Backspace
+and Alt-d (delete the word before/after the cursor, words being letters and
+digits), Up/Down (history), Tab (complete).
+
+Every key costs time linear in the line's length at most (one string copy);
+runs of typed or pasted text are inserted in one piece.
 """
 
 from __future__ import annotations
 
-import codecs
-import unicodedata
 from typing import Callable
+
+from .keys import KeyDecoder
+from .width import char_width, text_width  # noqa: F401 - the screen's measures, re-exported
 
 Event = tuple
 
 CTRL_A, CTRL_B, CTRL_C, CTRL_D, CTRL_E, CTRL_F = "\x01", "\x02", "\x03", "\x04", "\x05", "\x06"
 CTRL_H, TAB, LF, CTRL_K, CTRL_L, CR = "\x08", "\t", "\n", "\x0b", "\x0c", "\r"
-CTRL_N, CTRL_P, CTRL_U, CTRL_W, ESC, DEL = "\x0e", "\x10", "\x15", "\x17", "\x1b", "\x7f"
+CTRL_N, CTRL_P, CTRL_U, CTRL_W, DEL = "\x0e", "\x10", "\x15", "\x17", "\x7f"
 
-# Final part of CSI / SS3 sequences -> action name.
-_SEQUENCES = {
-    "[A": "up", "[B": "down", "[C": "right", "[D": "left", "[H": "home", "[F": "end",
-    "OA": "up", "OB": "down", "OC": "right", "OD": "left", "OH": "home", "OF": "end",
-    "[1~": "home", "[7~": "home", "[4~": "end", "[8~": "end", "[3~": "delete",
-}
+_CONTROL_ACTIONS = {CTRL_A: "home", CTRL_E: "end", CTRL_B: "left", CTRL_F: "right",
+                    CTRL_P: "up", CTRL_N: "down", CTRL_U: "kill-start", CTRL_K: "kill-end",
+                    CTRL_W: "kill-space-word", DEL: "backspace", CTRL_H: "backspace"}
 
 HISTORY_SIZE = 500
 
 
-def char_width(ch: str) -> int:
-    """Columns a character takes on a terminal: 2 for wide (CJK), 0 for combining."""
-    if unicodedata.combining(ch) or ch == "\u200d":
-        return 0
-    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
-
-
-def text_width(text: str) -> int:
-    if text.isascii():
-        return len(text)
-    return sum(map(char_width, text))
-
-
 class LineEditor:
-    def __init__(self, completer: Callable[[str], list[str]] | None = None) -> None:
+    def __init__(self, completer: Callable[[str], list[str]] | None = None,
+                 on_interrupt: Callable[[], bool] | None = None) -> None:
         self.buffer = ""
         self.cursor = 0                  # index into buffer (code points)
         self.history: list[str] = []
         self._history_pos: int | None = None
         self._draft = ""                 # what was typed before walking the history
         self._completer = completer
-        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self._escape = ""                # an escape sequence still arriving
+        self._on_interrupt = on_interrupt
+        self._keys = KeyDecoder()
         self._last_was_tab = False
 
     # -- input ---------------------------------------------------------------------
 
     def feed(self, data: bytes) -> list[Event]:
         events: list[Event] = []
-        for ch in self._decoder.decode(data):
-            if self._escape:
-                self._escape += ch
-                self._maybe_finish_escape(events)
+        for kind, value in self._keys.feed(data):
+            if kind == "key":
+                self._key(value, events)
                 continue
-            if ch == ESC:
-                self._escape = ch
-                continue
-            self._key(ch, events)
+            self._last_was_tab = False
+            if kind == "text":
+                self._insert(value)
+            else:
+                self._action(value, events)
         return events
 
-    def _maybe_finish_escape(self, events: list[Event]) -> None:
-        seq = self._escape[1:]
-        if seq and seq[0] not in "[O":
-            self._escape = ""           # ESC + something else: drop the ESC, keep the key
-            self._key(seq, events)
-            return
-        if len(seq) < 2:
-            return
-        last = seq[-1]
-        if seq[0] == "O" or "\x40" <= last <= "\x7e":
-            self._escape = ""
-            action = _SEQUENCES.get(seq)
-            if action is not None:
-                self._action(action, events)
-        elif len(seq) > 16:
-            self._escape = ""           # not a sequence we know: forget it
+    def _insert(self, text: str) -> None:
+        cursor = self.cursor
+        self.buffer = self.buffer[:cursor] + text + self.buffer[cursor:]
+        self.cursor = cursor + len(text)
 
     def _key(self, ch: str, events: list[Event]) -> None:
         was_tab, self._last_was_tab = self._last_was_tab, False
@@ -109,8 +89,10 @@ class LineEditor:
             self._complete(was_tab, events)
             self._last_was_tab = True
         elif ch == CTRL_C:
+            if self._on_interrupt is not None and self._on_interrupt():
+                return
             if self.buffer:
-                self.buffer, self.cursor = "", 0
+                self.clear()
             else:
                 events.append(("interrupt",))
         elif ch == CTRL_D:
@@ -118,43 +100,69 @@ class LineEditor:
                 self._action("delete", events)
             else:
                 events.append(("eof",))
-        elif ch in (DEL, CTRL_H):
-            if self.cursor:
-                self.buffer = self.buffer[:self.cursor - 1] + self.buffer[self.cursor:]
-                self.cursor -= 1
+        elif ch == CTRL_L:
+            events.append(("clear-screen",))
         else:
-            action = {CTRL_A: "home", CTRL_E: "end", CTRL_B: "left", CTRL_F: "right",
-                      CTRL_P: "up", CTRL_N: "down", CTRL_U: "kill-start",
-                      CTRL_K: "kill-end", CTRL_W: "kill-word"}.get(ch)
+            action = _CONTROL_ACTIONS.get(ch)
             if action is not None:
                 self._action(action, events)
-            elif ch.isprintable() or (ord(ch) >= 0xA0 and char_width(ch) == 0):
-                self.buffer = self.buffer[:self.cursor] + ch + self.buffer[self.cursor:]
-                self.cursor += 1
             # other control keys are ignored
 
     def _action(self, action: str, events: list[Event]) -> None:
+        buffer, cursor = self.buffer, self.cursor
         if action == "left":
-            self.cursor = max(0, self.cursor - 1)
+            self.cursor = max(0, cursor - 1)
         elif action == "right":
-            self.cursor = min(len(self.buffer), self.cursor + 1)
+            self.cursor = min(len(buffer), cursor + 1)
         elif action == "home":
             self.cursor = 0
         elif action == "end":
-            self.cursor = len(self.buffer)
+            self.cursor = len(buffer)
+        elif action == "word-left":
+            self.cursor = self._word_start()
+        elif action == "word-right":
+            self.cursor = self._word_end()
+        elif action == "backspace":
+            if cursor:
+                self.buffer = buffer[:cursor - 1] + buffer[cursor:]
+                self.cursor = cursor - 1
         elif action == "delete":
-            self.buffer = self.buffer[:self.cursor] + self.buffer[self.cursor + 1:]
+            if cursor < len(buffer):
+                self.buffer = buffer[:cursor] + buffer[cursor + 1:]
         elif action == "kill-start":
-            self.buffer, self.cursor = self.buffer[self.cursor:], 0
+            self.buffer, self.cursor = buffer[cursor:], 0
         elif action == "kill-end":
-            self.buffer = self.buffer[:self.cursor]
-        elif action == "kill-word":
-            left = self.buffer[:self.cursor].rstrip(" ")
-            start = left.rfind(" ") + 1
-            self.buffer = self.buffer[:start] + self.buffer[self.cursor:]
+            self.buffer = buffer[:cursor]
+        elif action == "kill-space-word":
+            start = buffer.rfind(" ", 0, len(buffer[:cursor].rstrip(" "))) + 1
+            self.buffer = buffer[:start] + buffer[cursor:]
             self.cursor = start
+        elif action == "kill-word-back":
+            start = self._word_start()
+            self.buffer = buffer[:start] + buffer[cursor:]
+            self.cursor = start
+        elif action == "kill-word-forward":
+            self.buffer = buffer[:cursor] + buffer[self._word_end():]
         elif action in ("up", "down"):
             self._walk_history(-1 if action == "up" else 1)
+
+    def _word_start(self) -> int:
+        """Where Alt-b goes: back over non-word characters, then over a word."""
+        buffer, i = self.buffer, self.cursor
+        while i and not buffer[i - 1].isalnum():
+            i -= 1
+        while i and buffer[i - 1].isalnum():
+            i -= 1
+        return i
+
+    def _word_end(self) -> int:
+        """Where Alt-f goes: forward over non-word characters, then over a word."""
+        buffer, i, n = self.buffer, self.cursor, len(self.buffer)
+        while i < n and not buffer[i].isalnum():
+            i += 1
+        while i < n and buffer[i].isalnum():
+            i += 1
+        return i
 
     def _walk_history(self, step: int) -> None:
         if not self.history:
@@ -191,8 +199,7 @@ class LineEditor:
             if not addition and second_tab:
                 events.append(("choices", choices))
         if addition:
-            self.buffer = before + addition + self.buffer[self.cursor:]
-            self.cursor += len(addition)
+            self._insert(addition)
 
     def clear(self) -> None:
         self.buffer, self.cursor = "", 0

@@ -5,6 +5,8 @@ and flushed per message, ``send <id> <message>`` from stdin with
 ``writer.write`` + ``await writer.drain()``. It exists only to measure against.
 """
 
+from __future__ import annotations
+
 import asyncio
 import socket
 import sys

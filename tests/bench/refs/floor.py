@@ -6,6 +6,8 @@ of a wakeup. Speaks the same line protocol as chat.py and takes
 limits, no sanitising: it exists only to measure against.
 """
 
+from __future__ import annotations
+
 import os
 import selectors
 import socket

@@ -6,6 +6,8 @@ lock; the main thread reads ``send <id> <message>`` from stdin and uses
 ``sendall``. It exists only to measure against.
 """
 
+from __future__ import annotations
+
 import socket
 import sys
 import threading
