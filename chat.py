@@ -31,10 +31,12 @@ MAC_FD_CAP = 10240   # macOS refuses RLIM_INFINITY for RLIMIT_NOFILE
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
+    from reactor.netutil import maybe_port
+    port = maybe_port(text, allow_zero=True)
+    if port is None:
         raise argparse.ArgumentTypeError(
             f"invalid port {text!r}: use a number from 1 to 65535 (0 picks a free port)")
-    return int(text)
+    return port
 
 
 def _seconds(text: str) -> float:
@@ -120,10 +122,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _fail(message: str) -> int:
-    try:
-        os.write(2, f"{program_name()}: error: {message}\n".encode("utf-8", "backslashreplace"))
-    except OSError:
-        pass
+    from reactor.loop import write_stderr
+    write_stderr(f"{program_name()}: error: {message}")
     return EXIT_FAILURE
 
 

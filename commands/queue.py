@@ -65,10 +65,6 @@ class CommandRunner:
         self._stopped = True
         self._queue.clear()
 
-    @property
-    def busy(self) -> bool:
-        return self._held or bool(self._queue)
-
     def submit(self, lines) -> None:
         """Queue input lines (``str``; anything else is a line that was too long)."""
         if self._stopped:

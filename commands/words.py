@@ -45,7 +45,7 @@ def errno_words(code: int | None) -> str:
 
 
 def peer(info) -> str:
-    return f"peer {info.id} ({info.host}:{info.port})"
+    return f"peer {info.id} ({info.address})"
 
 
 def address_problem(value: str) -> str:

@@ -26,6 +26,8 @@ import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from reactor.netutil import maybe_port
+
 from .identity import InvalidId, format_id, parse_id
 
 TRUST_FILE_NAME = "trusted"
@@ -87,11 +89,12 @@ def check_name(name: str) -> str:
 
 def parse_address(text: str) -> tuple[str, int]:
     """``"192.168.1.5:9090"`` -> ``("192.168.1.5", 9090)``, or ``TrustError``."""
-    host, sep, port = text.rpartition(":")
+    host, sep, port_text = text.rpartition(":")
+    port = maybe_port(port_text)
     try:
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep or port is None:
             raise ValueError(text)
-        return (str(ipaddress.IPv4Address(host)), int(port))
+        return (str(ipaddress.IPv4Address(host)), port)
     except ValueError:
         raise TrustError(TrustProblem.BAD_ADDRESS, text) from None
 

@@ -41,7 +41,8 @@ EVENT_WRITE = selectors.EVENT_WRITE
 MAX_SELECT_TIMEOUT_S = 24 * 3600.0
 
 
-def _report_to_stderr(message: str) -> None:
+def write_stderr(message: str) -> None:
+    """One line on stderr, whatever it is (a closed stderr leaves nothing to complain to)."""
     import os
     try:
         os.write(2, (message + "\n").encode("utf-8", "backslashreplace"))
@@ -52,7 +53,7 @@ def _report_to_stderr(message: str) -> None:
 class Reactor:
     def __init__(self, selector: selectors.BaseSelector | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 report_error: Callable[[str], None] = _report_to_stderr) -> None:
+                 report_error: Callable[[str], None] = write_stderr) -> None:
         self.selector = selector if selector is not None else selectors.DefaultSelector()
         self._fd_map = self.selector.get_map()
         self._timers = TimerQueue(clock)
@@ -109,9 +110,6 @@ class Reactor:
     def remove_handler(self, fd: int) -> None:
         if self._fd_map.get(fd) is not None:
             self.selector.unregister(fd)
-
-    def is_registered(self, fd: int) -> bool:
-        return self._fd_map.get(fd) is not None
 
     # -- signals ----------------------------------------------------------
 

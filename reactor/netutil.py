@@ -58,6 +58,18 @@ def resolve_ipv4(text: str, hosts_file: str = HOSTS_FILE) -> str:
     return found
 
 
+def maybe_port(text: str, allow_zero: bool = False) -> int | None:
+    """A TCP port as typed or received: ASCII digits only, 1-65535 (0 if allowed), else None.
+
+    ``str.isdigit`` alone would take other scripts' digits ("٨٠٨٠"), and
+    ``int`` would take "+22" and "6_5_5_3_5".
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > 5:
+        return None
+    value = int(text)
+    return value if value <= 65535 and (value or allow_zero) else None
+
+
 def _lookup_hosts_file(name: str, path: str) -> str | None:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:

@@ -153,10 +153,23 @@ def test_call_soon_chains_wait_for_the_next_turn_and_hooks_run_after_each_turn()
 def test_call_later_runs_on_the_injected_clock_and_stop_ends_run():
     clock = Clock()
     reactor = Reactor(clock=clock)
-    reactor.call_later(5, reactor.stop)
-    reactor.call_later(1, lambda: setattr(clock, "now", clock.now + 10))
+    log = []
+
+    def jump():
+        log.append(("jump", clock.now))
+        clock.now += 10
+
+    def stop():
+        log.append(("stop", clock.now))
+        reactor.stop()
+
+    reactor.call_later(5, stop)
+    reactor.call_later(1, jump)
+    reactor.call_later(30, lambda: log.append(("too late", clock.now)))
     clock.now += 1
-    reactor.run()   # returns only because the second timer moved time past the first
+    reactor.run()   # returns only because the jump moved time past the stop
+    assert log == [("jump", 101.0), ("stop", 111.0)]
+    assert reactor._timers.maybe_next_delay() == 130.0 - 111.0    # the third is still due
     reactor.close()
 
 

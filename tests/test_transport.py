@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import struct
 import time
 
 from helpers import BlackHole, free_port, run_reactor_until
@@ -139,29 +140,72 @@ def test_close_after_flush_delivers_everything_then_eof():
     reactor.close()
 
 
-def test_abort_drops_the_buffer_and_eof_and_reset_are_reported():
+def test_eof_is_delivered_before_the_connection_is_lost_cleanly():
+    reactor = Reactor()
+    ours, theirs = tcp_pair()
+    proto = Recording()
+    StreamTransport(reactor, ours, proto)
+    theirs.sendall(b"hello")
+    theirs.shutdown(socket.SHUT_WR)
+    run_reactor_until(reactor, lambda: ("lost", None) in proto.events)
+    assert proto.data == b"hello" and proto.events == ["eof", ("lost", None)]
+    theirs.close()
+    reactor.close()
+
+
+def test_a_reset_is_reported_as_a_reset():
     reactor = Reactor()
     ours, theirs = tcp_pair()
     proto = Recording()
     t = StreamTransport(reactor, ours, proto)
-    theirs.sendall(b"hello")
-    theirs.shutdown(socket.SHUT_WR)
-    run_reactor_until(reactor, lambda: ("lost", None) in proto.events)
-    assert proto.data == b"hello" and proto.events[0] == "eof"
-    theirs.close()
-
-    ours, theirs = tcp_pair()
-    proto = Recording()
-    t = StreamTransport(reactor, ours, proto)
     theirs.sendall(b"unread")
-    import struct
     t.write(b"data the peer never reads\n")
     theirs.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     theirs.close()                                   # RST
-    run_reactor_until(reactor, lambda: any(e[0] == "lost" for e in proto.events if
-                                   isinstance(e, tuple)))
-    lost = [e for e in proto.events if isinstance(e, tuple)]
-    assert lost in ([("lost", "ConnectionResetError")], [("lost", None)])
+    run_reactor_until(reactor, lambda: any(isinstance(e, tuple) for e in proto.events))
+    assert [e for e in proto.events if isinstance(e, tuple)] == [("lost", "ConnectionResetError")]
+    reactor.close()
+
+
+def test_abort_drops_the_buffer_counts_it_and_closes_at_once():
+    reactor = Reactor()
+    ours, theirs = tcp_pair()
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    proto = Recording()
+    t = StreamTransport(reactor, ours, proto)
+    fd = ours.fileno()
+    t.write(b"x" * 10_000_000)                       # far more than the kernel takes
+    reactor.run_once()
+    left = t.get_write_buffer_size()
+    assert left > 0
+    t.abort()
+    assert t.closed and t.get_write_buffer_size() == 0 and t.dropped_bytes == left
+    assert reactor.selector.get_map().get(fd) is None and ours.fileno() == -1
+    t.abort()                                        # idempotent
+    reactor.run_once()
+    assert proto.events.count(("lost", None)) == 1
+    theirs.close()
+    reactor.close()
+
+
+def test_write_eof_sends_what_is_buffered_then_half_closes_and_keeps_reading():
+    reactor = Reactor()
+    ours, theirs = tcp_pair()
+    proto = Recording()
+    t = StreamTransport(reactor, ours, proto)
+    t.write(b"last words\n")
+    t.write_eof()
+    t.write(b"ignored after eof\n")
+    theirs.settimeout(5)
+    got = bytearray()
+    run_reactor_until(reactor, lambda: t.get_write_buffer_size() == 0)
+    while chunk := theirs.recv(100):                 # EOF after the buffer: a half-close
+        got += chunk
+    assert got == b"last words\n" and not t.closed
+    theirs.sendall(b"and an answer")                 # we still read
+    theirs.close()
+    run_reactor_until(reactor, lambda: ("lost", None) in proto.events)
+    assert proto.data == b"and an answer"
     reactor.close()
 
 
