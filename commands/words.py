@@ -119,7 +119,7 @@ def lost(info, outcome: Lost) -> list[str]:
                  f"{outcome.silent_s:.1f} s)"]
     elif reason is CloseReason.STALLED:
         lines = [f"dropped {who}: it stopped reading (it read nothing for "
-                 f"{outcome.silent_s:.0f} s)"]
+                 f"{outcome.silent_s:.1f} s)"]
     elif reason is CloseReason.EVICTED:
         lines = [f"dropped {who} to make room for a new connection (it had been silent for "
                  f"{outcome.silent_s / 60:.0f} min)"]

@@ -282,7 +282,7 @@ class ConnectionEvents:
             transport = conn.transport
             if transport.get_write_buffer_size() and now - transport.last_write_progress > limit:
                 self._drop(conn, CloseReason.STALLED, silent_s=now - transport.last_write_progress)
-        self._stall_timer = self._reactor.call_later(1.0, self._check_stalls)
+        self._stall_timer = self._reactor.call_later(self._stall_check_s(), self._check_stalls)
 
 
 def _failure(exc: BaseException | None) -> ConnectFailed:

@@ -46,7 +46,7 @@ from .peers import PeerInfo, PeerTable
 
 SHUTDOWN_FLUSH_S = 2.0      # exit waits this long for buffered messages to leave
 TERMINATE_FLUSH_S = 2.0     # terminate waits this long, then closes anyway
-STALL_CHECK_S = 1.0         # how often a peer that reads nothing is looked for
+STALL_CHECK_S = 1.0         # how often a peer that reads nothing is looked for (at most)
 
 
 @dataclass
@@ -105,7 +105,10 @@ class Node(ConnectionEvents):
         sock = open_listening_socket(host, port)
         self._listener = Listener(self._reactor, sock, self._accepted, self._starved)
         self._local_addresses = local_ipv4_addresses()
-        self._stall_timer = self._reactor.call_later(STALL_CHECK_S, self._check_stalls)
+        self._stall_timer = self._reactor.call_later(self._stall_check_s(), self._check_stalls)
+
+    def _stall_check_s(self) -> float:
+        return min(STALL_CHECK_S, self.options.send_timeout_s / 2)
 
     @property
     def port(self) -> int:

@@ -11,6 +11,7 @@ import pytest
 from helpers import ROOT
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_bench_harness_runs_and_sees_perfect_integrity(tmp_path):
     out = tmp_path / "bench.json"

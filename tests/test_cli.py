@@ -92,6 +92,7 @@ def test_escapes_typed_on_the_command_line_are_not_echoed_raw():
     assert b"--bogus\\x1b]0;PWNED\\x07\\x1b[2J" in out.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_pip_install_gives_a_working_chat_peer_command(tmp_path):
     target = tmp_path / "site"
@@ -153,6 +154,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert ".venv/" in (ROOT / ".gitignore").read_text().splitlines()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_the_readme_test_command_works_in_a_fresh_venv(tmp_path):
     # Everything but the last step (running this suite again): a venv made by the
