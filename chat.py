@@ -17,6 +17,7 @@ where ``<program>`` is the name it was started by (``chat.py``, ``chat-peer``).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import errno
 import os
 import signal
@@ -111,6 +112,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-per-address", type=_count_or_zero, default=10, metavar="N",
                         help="refuse incoming connections from one IP address beyond N "
                              "(default: 10; 0 for no limit)")
+    parser.add_argument("--home", metavar="DIR",
+                        help="where this user's identity and trusted peers are kept (default: "
+                             "$XDG_CONFIG_HOME/chat-peer, else ~/.config/chat-peer)")
+    parser.add_argument("--trusted-only", action="store_true",
+                        help="refuse every connection, in and out, that is not an identity "
+                             "you trust (plain clients included)")
     parser.add_argument("--no-color", action="store_true",
                         help="no colours at a terminal (NO_COLOR=1 and TERM=dumb do the same)")
     parser.add_argument("--stay", action="store_true",
@@ -162,6 +169,35 @@ def _listen_error(exc: OSError, host: str, port: int) -> str:
     return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
 
 
+def _identity_and_trust(home_text: str | None):
+    """Our identity (made on first start) and trust store; ``(None, store)`` without one.
+
+    Blocking (it may run the openssl command once), so it happens before the loop.
+    Without an identity the program says so in one line and runs with plain
+    connections; nothing else changes.
+    """
+    from commands.words import identity_unavailable
+    from network.identity import default_home, load_or_create_identity
+    from network.outcomes import IdentityUnavailable
+    from network.trust import TRUST_FILE_NAME, TrustStore
+    home = Path(home_text).expanduser() if home_text else default_home()
+    identity = None
+    try:
+        identity = load_or_create_identity(home)
+    except IdentityUnavailable as exc:
+        _warn(identity_unavailable(exc))
+    trust = TrustStore(home / TRUST_FILE_NAME)
+    for skipped in trust.skipped:
+        _warn(f"{trust.path}, line {skipped.number}: not understood ({skipped.problem.value}); "
+              f"left as it is")
+    return identity, trust
+
+
+def _warn(message: str) -> None:
+    from reactor.loop import write_stderr
+    write_stderr(f"{program_name()}: note: {message}")
+
+
 def run(args: argparse.Namespace) -> int:
     from commands import CommandRunner, Console, Context, default_registry
     from commands.completion import make_completer
@@ -184,8 +220,10 @@ def run(args: argparse.Namespace) -> int:
     reactor.add_after_turn(console.flush)
     options = NodeOptions(connect_timeout_s=args.connect_timeout, heartbeat_s=args.heartbeat,
                           send_timeout_s=args.send_timeout, max_peers=args.max_peers,
-                          max_per_address=args.max_per_address)
-    node = Node(reactor, console, options)
+                          max_per_address=args.max_per_address,
+                          trusted_only=args.trusted_only)
+    identity, trust = _identity_and_trust(args.home)
+    node = Node(reactor, console, options, identity=identity, trust=trust)
     try:
         node.listen(host, args.port)
     except OSError as exc:

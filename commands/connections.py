@@ -38,7 +38,7 @@ class List(Command):
     summary = "show every connection with its id, IP address and port"
 
     def run(self, ctx: Context, args: list[str]) -> None:
-        ctx.console.peer_table(ctx.node.peers())
+        ctx.console.peer_table(ctx.node.peers(), ctx.node.short_id)
 
 
 class Terminate(Command):

@@ -188,6 +188,13 @@ class Console:
     def bad_hello(self, address: str, refusal, detail: str) -> None:
         self.info(words.bad_hello(address, refusal, detail))
 
+    def identity_changed(self, address: str, trusted, shown_id) -> None:
+        for line in words.identity_changed(address, trusted, shown_id):
+            self.error(line)
+
+    def untrusted_refused(self, address: str, refusal) -> None:
+        self.info(words.untrusted_refused(address, refusal))
+
     def accept_paused(self, errno, retry_s: float) -> None:
         self.info(f"cannot accept new connections for now ({words.errno_words(errno)}); "
                   f"trying again in {retry_s:g} s")
@@ -200,16 +207,33 @@ class Console:
     def terminated(self, info) -> None:
         self.event(f"closed the connection to {words.peer(info)}")
 
-    def peer_table(self, peers: list) -> None:
+    def peer_table(self, peers: list, short_id=None) -> None:
         if not peers:
             self.info('no connections; open one with "connect <ip> <port>"')
             return
-        rows = [("id", "IP address", "port", "connection")]
+        rows = [("id", "IP address", "port", "connection", "trust")]
         for p in peers:
             how = "you connected" if p.direction is Direction.OUTGOING else "it connected"
             if not p.speaks_protocol:
                 how += ", not chat.py"
-            rows.append((str(p.id), p.host, str(p.port), how))
-        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+            rows.append((str(p.id), p.host, str(p.port), how,
+                         words.security(p, short_id or (lambda fp: fp.hex()[:7]))))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
         for r in rows:
-            self.info(f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}")
+            self.info(f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  "
+                      f"{r[3]:<{widths[3]}}  {r[4]}")
+
+    def trusted(self, info, entry) -> None:
+        self.event(f"you trust {words.peer(info)} as {sanitize(entry.name)} (ID {entry.id})")
+
+    def untrusted(self, entry) -> None:
+        self.event(f"you no longer trust {sanitize(entry.name)} (ID {entry.id})")
+
+    def trusted_list(self, entries: list) -> None:
+        if not entries:
+            self.info('you trust nobody yet; "trust <id> <name>" trusts a connected peer')
+            return
+        width = max(len(e.name) for e in entries)
+        for e in entries:
+            where = f"  last seen at {e.address[0]}:{e.address[1]}" if e.address else ""
+            self.info(f"{sanitize(e.name):<{width}}  {e.id}{where}")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import errno as errnos
 import os
 
-from network.outcomes import CloseReason, ConnectFailed, Failure, Lost, Refusal, Refused
+from network.outcomes import (CloseReason, ConnectFailed, Failure, IdentityProblem,
+                              IdentityUnavailable, Lost, Refusal, Refused, TrustError,
+                              TrustProblem)
 
 from .base import plural
 from .sanitize import sanitize
@@ -45,7 +47,24 @@ def errno_words(code: int | None) -> str:
 
 
 def peer(info) -> str:
+    """How a connection is named everywhere: ``peer 2 (10.0.0.7:9090)``.
+
+    A peer whose identity our user trusts carries the name given to it, which
+    only its key can earn: ``peer 2 =alice= (10.0.0.7:9090)``.
+    """
+    trusted = getattr(info, "trusted_name", None)
+    if trusted:
+        return f"peer {info.id} ={sanitize(trusted)}= ({info.address})"
     return f"peer {info.id} ({info.address})"
+
+
+def security(info, short_id) -> str:
+    """The list's trust column: plain, encrypted, or our name for the identity."""
+    if not getattr(info, "fingerprint", None):
+        return "plain"
+    ident = short_id(info.fingerprint)
+    trusted = getattr(info, "trusted_name", None)
+    return f"={sanitize(trusted)}= {ident}" if trusted else f"encrypted {ident}"
 
 
 def address_problem(value: str) -> str:
@@ -72,6 +91,12 @@ def refusal_reason(refusal: Refusal | None, limit: int = 0, peer_id: int = 0,
         return f"it speaks another version of the chat protocol ({sanitize(detail)})"
     if refusal is Refusal.MALFORMED:
         return "the handshake was malformed"
+    if refusal is Refusal.UNTRUSTED:
+        return ("it accepts only identities it trusts" if not ours else
+                "not an identity you trust (see --trusted-only)")
+    if refusal is Refusal.DOWNGRADE:
+        return ("a peer you trust is known at that address, and this one offers no "
+                "encryption" if ours else "it trusts someone else at your address")
     if refusal is Refusal.CONNECTING:
         return "another connect is still in progress"
     if refusal is Refusal.NO_ROUTE:
@@ -101,6 +126,8 @@ def could_not_connect(host: str, port: int, failed: ConnectFailed) -> str:
                   if failed.refusal else "it never finished the handshake")
     elif failure is Failure.CANCELLED:
         reason = "cancelled"
+    elif failure is Failure.TLS:
+        reason = f"the encrypted handshake failed ({sanitize(failed.detail)})"
     else:
         reason = errno_words(failed.errno)
     return f"could not connect to {host}:{port}: {reason}"
@@ -125,6 +152,9 @@ def lost(info, outcome: Lost) -> list[str]:
                  f"{outcome.silent_s / 60:.0f} min)"]
     elif reason is CloseReason.REFUSED:
         lines = [f"{who} refused the connection ({sanitize(outcome.detail)})"]
+    elif reason is CloseReason.DAMAGED:
+        lines = [f"dropped {who}: its encrypted stream was damaged or cut "
+                 f"({sanitize(outcome.detail)}); nothing of the damaged part was shown"]
     elif reason is CloseReason.PROTOCOL:
         lines = [f"dropped {who}: it broke the protocol ({sanitize(outcome.detail)})"]
     elif reason in (CloseReason.TERMINATED, CloseReason.EXITING):
@@ -151,3 +181,46 @@ def bad_hello(address: str, refusal: Refusal, detail: str) -> str:
     what = ("speaks another version of the chat protocol" if refusal is Refusal.VERSION
             else f"sent a malformed hello ({sanitize(detail)})")
     return f"refused a connection from {address}: it {what}"
+
+
+def identity_changed(address: str, trusted, shown_id: str | None) -> list[str]:
+    """SSH's warning, in our words: a trusted peer's address answers with another key."""
+    now = f"ID {shown_id}" if shown_id else "no identity at all (plain)"
+    return [f"WARNING: IDENTITY CHANGED for {sanitize(trusted.name)} at {address}!",
+            f"  you trust {sanitize(trusted.name)} as ID {trusted.id}; this peer shows {now}.",
+            "  It may be a new key, or someone in the middle. It is NOT shown as trusted;",
+            f"  check the ID with {sanitize(trusted.name)} out of band, then \"untrust "
+            f"{sanitize(trusted.name)}\" and \"trust\" it again if it is right."]
+
+
+def untrusted_refused(address: str, refusal: Refusal) -> str:
+    return f"refused a connection from {address}: {refusal_reason(refusal)}"
+
+
+def trust_problem(exc: TrustError, info=None) -> str:
+    problem = exc.problem
+    if problem is TrustProblem.NO_IDENTITY:
+        who = peer(info) if info is not None else "that connection"
+        return f"{who} is not encrypted: it proves no identity, so it cannot be trusted"
+    if problem is TrustProblem.BAD_NAME:
+        if not exc.detail:
+            return "give it a name: trust <id> <name>"
+        return (f'"{sanitize(exc.detail)}" cannot be a name: 1 to 32 letters, digits, "-", "_" '
+                f'or "."')
+    if problem is TrustProblem.NAME_TAKEN:
+        return f'"{sanitize(exc.detail)}" already names another identity; pick another name'
+    if problem is TrustProblem.UNKNOWN_NAME:
+        return f'you trust nobody named "{sanitize(exc.detail)}"; type "trust" to see whom'
+    if problem is TrustProblem.UNWRITABLE:
+        return f"cannot save the trust file ({sanitize(exc.detail)})"
+    return f"trust file problem: {problem.value} ({sanitize(exc.detail)})"
+
+
+def identity_unavailable(exc: IdentityUnavailable) -> str:
+    why = {IdentityProblem.OPENSSL_MISSING: "the openssl command, which makes the key, was "
+                                            "not found",
+           IdentityProblem.OPENSSL_FAILED: f"openssl failed: {sanitize(exc.detail)}",
+           IdentityProblem.HOME_UNWRITABLE: f"cannot write there: {sanitize(exc.detail)}",
+           IdentityProblem.DAMAGED: f"the identity files are damaged: {sanitize(exc.detail)}"
+           }[exc.problem]
+    return f"no identity ({why}); connections will not be encrypted"

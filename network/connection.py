@@ -60,17 +60,48 @@ class Connection(Protocol):
         self.target: tuple[str, int] | None = None      # outgoing: where we connected
         self.on_settled: Callable | None = None         # outgoing: the connect's callback
         self.retired = False        # closing quietly: a duplicate, a refusal, a failed handshake
+        self.moved = False          # the peer said this one gives way to its duplicate
         self.counted = False        # counts against its address's share (incoming)
         self.farewell = False       # refused at the door: only says why
         self.deferred = False       # an incoming hello waiting for our own connect
         self.close_reason = None    # set by the node when it closes on purpose
+        self.fingerprint: bytes | None = None   # proven by TLS (None: a plain connection)
+        self.trusted_name: str | None = None    # our user's name for that identity
+        self._expected_fingerprint: bytes | None = None
         self.close_detail: dict = {}
 
     # -- from the transport ---------------------------------------------------------------
 
     def connection_made(self, transport) -> None:
+        if self.transport is not None:        # the TLS layer, its handshake done
+            self._secured(transport)
+            return
         self.transport = transport
         self._after()
+
+    # -- TLS ------------------------------------------------------------------------------
+
+    def start_tls(self, context, cert_der: bytes, server_side: bool, timeout_s: float) -> None:
+        """Switch to TLS now: our certificate hello leaves in clear, all else inside TLS."""
+        from reactor.tls import start_tls
+        from .identity import fingerprint
+        self._flush()
+        self._expected_fingerprint = fingerprint(cert_der)
+        start_tls(self._reactor, self.transport, self, context, server_side=server_side,
+                  handshake_timeout=timeout_s)
+
+    def _secured(self, tls) -> None:
+        from .tlscontext import peer_matches
+        # The context trusts exactly the certificate announced; this compares the exact
+        # leaf too (an announced certificate could have signed another one).
+        if not peer_matches(tls.peer_certificate, self._expected_fingerprint):
+            tls.abort(ConnectionError("the peer's certificate is not the one it announced"))
+            return
+        self.transport = tls
+        self.fingerprint = self._expected_fingerprint
+        self._written = 0                 # accounts start again inside TLS
+        self._message_ends.clear()
+        self.handle(self.protocol.secured_now(self._reactor.time()))
 
     def data_received(self, data: bytes) -> None:
         events = self.protocol.receive_data(data, self._reactor.time())
@@ -182,7 +213,10 @@ class Connection(Protocol):
         self._flush()
         if self.protocol.state is State.FINISHING and not self._eof_sent:
             self._eof_sent = True
-            self.transport.write_eof()
+            if hasattr(self.transport, "write_eof"):
+                self.transport.write_eof()
+            else:
+                self.transport.close()    # TLS: close_notify (it reads no more after it)
         self._update_reading()
         self._arm()
 

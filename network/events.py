@@ -14,9 +14,10 @@ from dataclasses import replace
 
 from .connection import Connection
 from .outcomes import CloseReason, ConnectFailed, Direction, Failure, Lost, Refusal
-from .peer_protocol import (BadHello, BecamePlain, CloseNow, Goodbye, HandshakeTimedOut,
-                            HelloReceived, LineDiscarded, Messages, PeerRefused, PeerSilent,
-                            State)
+from .peer_protocol import State
+from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, HandshakeTimedOut,
+                              HelloReceived, LineDiscarded, Messages, PeerRefused, PeerSilent,
+                              StartTLS)
 from .peers import PeerInfo
 
 
@@ -76,7 +77,10 @@ class ConnectionEvents:
             elif kind is LineDiscarded:
                 self._observer.line_too_long(conn.info, event.nbytes, event.limit)
             elif kind is Goodbye:
-                conn.close_reason = conn.close_reason or CloseReason.LEFT
+                if event.duplicate:
+                    conn.moved = True        # its place goes to the other connection
+                else:
+                    conn.close_reason = conn.close_reason or CloseReason.LEFT
             elif kind is PeerSilent:
                 self._drop(conn, CloseReason.TIMED_OUT, silent_s=event.silent_s)
             elif kind is PeerRefused:
@@ -86,8 +90,23 @@ class ConnectionEvents:
             elif kind is HandshakeTimedOut:
                 self._handshake_over(conn, ConnectFailed(Failure.HANDSHAKE))
                 conn.abort()
+            elif kind is StartTLS:
+                self._start_tls(conn, event)
             elif kind is CloseNow:
                 conn.abort()
+
+    def _start_tls(self, conn: Connection, event: StartTLS) -> None:
+        if self._contexts is None:
+            from .tlscontext import PeerContexts
+            self._contexts = PeerContexts(self.identity)
+        try:
+            context = self._contexts.get(event.cert_der, event.server_side)
+        except Exception as exc:      # noqa: BLE001 - an unusable certificate from outside
+            self._handshake_over(conn, ConnectFailed(Failure.TLS, detail=str(exc)[:200]))
+            conn.abort()
+            return
+        conn.start_tls(context, event.cert_der, event.server_side,
+                       self.options.timing.handshake_timeout_s)
 
     def _peer_refused(self, conn: Connection, refusal) -> None:
         if self._attempt is not None and self._attempt.conn is conn:
@@ -121,7 +140,9 @@ class ConnectionEvents:
 
     def _decide_hello(self, conn: Connection, hello) -> None:
         attempt = self._attempt
-        if hello.node_id == self.node_id:
+        if not self._trusted_enough(conn, hello):
+            return
+        if hello.node_id == self.node_id and conn.fingerprint == self._our_fingerprint():
             self._handshake_over(conn, ConnectFailed(Failure.REFUSED_BY_PEER,
                                                      refusal=Refusal.SELF), Refusal.SELF)
             return
@@ -138,7 +159,16 @@ class ConnectionEvents:
             conn.handle([])
             return
         other = self._other_connection(conn, hello.node_id)
-        if other is None:
+        moved = self._moved.pop((conn.fingerprint, hello.node_id), None) if other is None \
+            else None
+        if moved is not None:
+            # Its duplicate ended first (the other side told us it gave way): this one
+            # takes its place, under the same id, unseen.
+            self._accept(conn, hello, replace(moved, direction=conn.direction))
+            if attempt is not None and conn is attempt.conn:
+                self._observer.already_connected(conn.info)
+                self._settle(attempt, None)
+        elif other is None:
             self._accept(conn, hello)
         elif other.direction is conn.direction or conn.info is not None:
             # The same peer twice from the same side (or a late hello that duplicates
@@ -162,13 +192,51 @@ class ConnectionEvents:
                 self._settle(attempt, None)
 
     def _other_connection(self, conn: Connection, node_id: str) -> Connection | None:
-        """A live connection to ``node_id``: established, or deferred with its hello."""
+        """A live connection to the same peer: established, or deferred with its hello.
+
+        The same peer is the same instance id *and* the same proven identity: a
+        stranger who learned someone's instance id cannot pass for them, nor make
+        them a duplicate of itself.
+        """
         for other in [*self._by_id.values(), *self._pending]:
             theirs = other.protocol.theirs
             if other is not conn and theirs is not None and theirs.node_id == node_id \
+                    and other.fingerprint == conn.fingerprint \
                     and (other.info is not None or other.deferred):
                 return other
         return None
+
+    def _our_fingerprint(self) -> bytes | None:
+        return self.identity.fingerprint if self.identity else None
+
+    def _claimed_address(self, conn: Connection, hello) -> tuple[str, int]:
+        return conn.target if conn.target is not None else (conn.remote_ip, hello.port)
+
+    def _trusted_enough(self, conn: Connection, hello) -> bool:
+        """Trust rules: no downgrade, --trusted-only, and a warning for a changed key."""
+        trust = self.trust
+        address = self._claimed_address(conn, hello)
+        shown = f"{address[0]}:{address[1]}"
+        known = trust.lookup_by_address(address) if trust is not None else None
+        trusted = trust.lookup_by_id(conn.fingerprint) if trust and conn.fingerprint else None
+        refusal = None
+        if conn.fingerprint is None and known is not None:
+            refusal = Refusal.DOWNGRADE          # a peer we trust would have used its key
+            self._observer.identity_changed(shown, known, None)
+        elif self.options.trusted_only and trusted is None:
+            refusal = Refusal.UNTRUSTED
+        elif known is not None and trusted is None:
+            from .identity import format_id
+            self._observer.identity_changed(shown, known, format_id(conn.fingerprint))
+        if refusal is None:
+            conn.trusted_name = trusted.name if trusted is not None else None
+            return True
+        if conn.target is None:
+            self._observer.untrusted_refused(f"{conn.remote_ip}:{conn.transport.peername[1]}",
+                                             refusal)
+        self._handshake_over(conn, ConnectFailed(Failure.REFUSED_BY_PEER, refusal=refusal),
+                             refusal)
+        return False
 
     def _keep(self, winner: Connection, loser: Connection) -> None:
         """``winner`` stays (under the id already shown, or the one our connect reserved)."""
@@ -212,7 +280,8 @@ class ConnectionEvents:
             conn.info = info
         elif conn.info is not None:                   # a plain connection was chat.py
             info = replace(conn.info, speaks_protocol=True, node_id=hello.node_id,
-                           port=conn.info.port if conn.target else hello.port)
+                           port=conn.info.port if conn.target else hello.port,
+                           fingerprint=conn.fingerprint, trusted_name=conn.trusted_name)
             self._table.put(info)
             conn.info = info
             self._observer.peer_upgraded(info)
@@ -229,7 +298,7 @@ class ConnectionEvents:
             port = hello.port if hello else conn.transport.peername[1]
         peer_id = conn.peer_id or self._table.reserve()
         info = PeerInfo(peer_id, host, port, conn.direction, hello is not None,
-                        hello.node_id if hello else None)
+                        hello.node_id if hello else None, conn.fingerprint, conn.trusted_name)
         self._pending.discard(conn)
         self._table.put(info)
         self._by_id[peer_id] = conn
@@ -263,8 +332,17 @@ class ConnectionEvents:
         if live:
             del self._by_id[info.id]
             self._table.remove(info.id)
+        if live and conn.moved and not self.shutting_down:
+            self._await_replacement(conn, info)
+            live = False
+            conn.retired = True
         reason = conn.close_reason
         if info is not None and not conn.retired and (live or reason is not None):
+            if reason is None and _is_tls_error(exc):
+                reason = CloseReason.DAMAGED
+                conn.close_detail = {"detail": _tls_words(exc)}
+            if reason is None and exc is not None and type(exc).__name__ == "SSLEOFError":
+                exc = None                # gone without TLS's goodbye: it closed
             if reason is None:
                 reason = CloseReason.RESET if exc is not None else CloseReason.CLOSED
             if self.shutting_down:
@@ -273,6 +351,20 @@ class ConnectionEvents:
                 self._observer.peer_lost(info, Lost(reason, errno=getattr(exc, "errno", None),
                                                     unsent=unsent, **conn.close_detail))
         self._maybe_shutdown_done()
+
+    def _await_replacement(self, conn: Connection, info: PeerInfo) -> None:
+        """A connection that gave way to its duplicate: keep its place for the other one.
+
+        If the other one never comes (``linger_s``), the peer is reported gone after all.
+        """
+        key = (conn.fingerprint, info.node_id)
+        self._moved[key] = info
+
+        def gone() -> None:
+            if self._moved.get(key) is info:
+                del self._moved[key]
+                self._observer.peer_lost(info, Lost(CloseReason.CLOSED))
+        self._reactor.call_later(self.options.timing.linger_s, gone)
 
     def _check_stalls(self) -> None:
         """A peer that reads nothing of what we send for ``send_timeout_s`` is dropped."""
@@ -285,7 +377,27 @@ class ConnectionEvents:
         self._stall_timer = self._reactor.call_later(self._stall_check_s(), self._check_stalls)
 
 
+def _is_tls_error(exc: BaseException | None) -> bool:
+    """A damaged encrypted stream (a peer that just went away without TLS's goodbye,
+    ``SSLEOFError`` at a record boundary, is an ordinary close, not damage)."""
+    import sys
+    ssl = sys.modules.get("ssl")       # loaded only once TLS was ever used
+    if ssl is None or exc is None:
+        return False
+    if type(exc) is ssl.SSLEOFError:
+        return False
+    return isinstance(exc, ssl.SSLError) or type(exc).__name__ == "TLSHandshakeTimeout"
+
+
+def _tls_words(exc: BaseException) -> str:
+    return (getattr(exc, "reason", None) or str(exc) or type(exc).__name__)[:200]
+
+
 def _failure(exc: BaseException | None) -> ConnectFailed:
+    import sys
+    ssl = sys.modules.get("ssl")
+    if _is_tls_error(exc) or (ssl is not None and isinstance(exc, ssl.SSLError)):
+        return ConnectFailed(Failure.TLS, detail=_tls_words(exc))
     if exc is None:
         return ConnectFailed(Failure.CLOSED)
     return ConnectFailed(Failure.NETWORK, errno=getattr(exc, "errno", None) or errnos.ECONNRESET)

@@ -24,7 +24,6 @@ the user side says them (and the program runs with plain connections).
 from __future__ import annotations
 
 import base64
-import enum
 import errno
 import hashlib
 import os
@@ -35,6 +34,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
+
+from .outcomes import IdentityProblem, IdentityUnavailable
 
 APP_DIR_NAME = "chat-peer"
 IDENTITY_DIR_NAME = "identity"
@@ -62,20 +63,6 @@ extendedKeyUsage = serverAuth, clientAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 """
-
-
-class IdentityProblem(enum.Enum):
-    OPENSSL_MISSING = "openssl-missing"      # no openssl command on PATH
-    OPENSSL_FAILED = "openssl-failed"        # it ran and failed (detail: its last words)
-    HOME_UNWRITABLE = "home-unwritable"      # cannot create the home or write in it
-    DAMAGED = "damaged"                      # an identity is there but unreadable
-
-
-class IdentityUnavailable(Exception):
-    def __init__(self, problem: IdentityProblem, detail: str) -> None:
-        super().__init__(f"{problem.value}: {detail}")
-        self.problem = problem
-        self.detail = detail
 
 
 @dataclass(frozen=True)

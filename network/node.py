@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol as TypingProtocol
 
 from reactor.listener import Listener, open_listening_socket
@@ -40,7 +40,8 @@ from .admission import MAX_FAREWELLS, Admission
 from .attempt import Attempt
 from .connection import Connection
 from .events import ConnectionEvents
-from .outcomes import CloseReason, ConnectFailed, Direction, Failure, Lost, Refusal, Refused
+from .outcomes import (CloseReason, ConnectFailed, Direction, Failure, Lost, Refusal, Refused,
+                       TrustError, TrustProblem)
 from .peer_protocol import PeerProtocol, Timing
 from .peers import PeerInfo, PeerTable
 
@@ -56,6 +57,7 @@ class NodeOptions:
     send_timeout_s: float = 30.0
     max_peers: int = 100
     max_per_address: int = 10
+    trusted_only: bool = False      # refuse every connection that is not a trusted identity
     timing: Timing = field(default_factory=Timing)
 
 
@@ -70,15 +72,23 @@ class Observer(TypingProtocol):
     def incoming_refused(self, address: str | None, refusal: Refusal, count: int,
                          limit: int) -> None: ...
     def bad_hello(self, address: str, refusal: Refusal, detail: str) -> None: ...
+    def identity_changed(self, address: str, trusted, shown_id: str | None) -> None: ...
+    def untrusted_refused(self, address: str, refusal: Refusal) -> None: ...
     def accept_paused(self, errno: int | None, retry_s: float) -> None: ...
 
 
 class Node(ConnectionEvents):
     def __init__(self, reactor: Reactor, observer: Observer,
-                 options: NodeOptions | None = None, node_id: str | None = None) -> None:
+                 options: NodeOptions | None = None, node_id: str | None = None,
+                 identity=None, trust=None) -> None:
+        """``identity`` (network.identity.Identity) makes connections to other chat.py
+        peers with identities encrypted; ``trust`` (network.trust.TrustStore) names them."""
         self._reactor = reactor
         self._observer = observer
         self.options = options or NodeOptions()
+        self.identity = identity
+        self.trust = trust
+        self._contexts = None           # TLS contexts per peer certificate, made when needed
         self.node_id = node_id or os.urandom(wire.NODE_ID_CHARS // 2).hex()
         heartbeat_ms = min(max(round(self.options.heartbeat_s * 1000), wire.MIN_HEARTBEAT_MS),
                            wire.MAX_HEARTBEAT_MS)
@@ -88,6 +98,7 @@ class Node(ConnectionEvents):
         self._pending: set[Connection] = set()      # still in their handshake
         self._lingering: set[Connection] = set()    # terminated, refused, retired: closing
         self._attempt: Attempt | None = None        # our one connect in flight
+        self._moved: dict = {}                      # (fingerprint, node id) -> place kept
         self._admission = Admission(self.options.max_peers, self.options.max_per_address,
                                     reactor.call_later, observer.incoming_refused)
         self._listener: Listener | None = None
@@ -122,7 +133,8 @@ class Node(ConnectionEvents):
 
     def _new_connection(self, direction: Direction, ip: str) -> Connection:
         protocol = PeerProtocol(direction, self._hello(), self._reactor.time(),
-                                self.options.timing)
+                                self.options.timing,
+                                cert_der=self.identity.cert_der if self.identity else None)
         return Connection(self._reactor, self, protocol, direction, ip)
 
     def _room(self, ip: str | None) -> tuple[Refusal | None, int]:
@@ -207,7 +219,9 @@ class Node(ConnectionEvents):
         if port == self.port and is_local_address(ip, self._local_addresses):
             raise Refused(Refusal.SELF)
         existing = self._table.maybe_find_address(ip, port)
-        if existing is not None:
+        if existing is not None and existing.direction is Direction.OUTGOING:
+            # Only an address we dialled ourselves is a fact; an incoming peer's port is
+            # its claim, which the hello settles (so no stranger can squat an address).
             raise Refused(Refusal.DUPLICATE, peer_id=existing.id)
         refusal, limit = self._room(None)
         if refusal is not None:
@@ -252,6 +266,46 @@ class Node(ConnectionEvents):
         that waits for ``done``); ``done(False)`` if the connection ends first.
         """
         self._by_id[peer_id].send(text, done)
+
+    # -- identities and trust ---------------------------------------------------------------
+
+    def my_id(self) -> str | None:
+        """Our ID, written for people; ``None`` without an identity."""
+        from .identity import format_id
+        return format_id(self.identity.fingerprint) if self.identity else None
+
+    def short_id(self, fingerprint: bytes) -> str:
+        from .identity import short_id
+        return short_id(fingerprint)
+
+    def trusted(self) -> list:
+        return self.trust.all() if self.trust is not None else []
+
+    def trust_peer(self, peer_id: int, name: str | None):
+        """Trust the identity connection ``peer_id`` proved, under ``name``."""
+        info = self._table.get(peer_id)
+        if info is None or info.fingerprint is None or self.trust is None:
+            raise TrustError(TrustProblem.NO_IDENTITY)
+        if not name:
+            raise TrustError(TrustProblem.BAD_NAME, "")
+        entry = self.trust.trust(info.fingerprint, name,
+                                 (info.host, info.port) if info.speaks_protocol else None)
+        self._rename_trusted(info.fingerprint, entry.name)
+        return entry
+
+    def untrust(self, name: str):
+        if self.trust is None:
+            raise TrustError(TrustProblem.UNKNOWN_NAME, name)
+        entry = self.trust.untrust(name)
+        self._rename_trusted(entry.fingerprint, None)
+        return entry
+
+    def _rename_trusted(self, fingerprint: bytes, name: str | None) -> None:
+        for peer_id, conn in self._by_id.items():
+            if conn.fingerprint == fingerprint:
+                conn.trusted_name = name
+                conn.info = replace(conn.info, trusted_name=name)
+                self._table.put(conn.info)
 
     def pause_reading(self) -> None:
         """Stop reading from every peer (our output is congested): TCP pushes back on them."""

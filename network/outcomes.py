@@ -34,6 +34,7 @@ class CloseReason(enum.Enum):
     PROTOCOL = "protocol"        # it broke the wire protocol
     EXITING = "exiting"          # we are exiting (reported only for unsent messages)
     REFUSED = "refused"          # it refused the connection after all (see ``detail``)
+    DAMAGED = "damaged"          # the encrypted stream was tampered with or cut (``detail``)
 
 
 class Refusal(enum.Enum):
@@ -48,6 +49,8 @@ class Refusal(enum.Enum):
     NO_ROUTE = "invalid"         # the address cannot be used (not IPv4, unknown name ...)
     CONNECTING = "connecting"    # another connect is still in flight
     NO_SOCKET = "no socket"      # the system would not give us a socket (EMFILE ...)
+    UNTRUSTED = "untrusted"      # --trusted-only: not an identity we trust
+    DOWNGRADE = "downgrade"      # a trusted peer's address, offered without encryption
 
 
 class Failure(enum.Enum):
@@ -59,6 +62,7 @@ class Failure(enum.Enum):
     CLOSED = "closed"            # it accepted, then closed without a word
     HANDSHAKE = "handshake"      # it started our handshake and never finished it
     CANCELLED = "cancelled"      # our user cancelled it
+    TLS = "tls"                  # the TLS handshake failed (see ``detail``)
 
 
 @dataclass(frozen=True)
@@ -95,3 +99,36 @@ class Refused(Exception):
         self.limit = limit          # FULL: the limit
         self.errno = errno          # NO_SOCKET: why
         self.detail = detail        # NO_ROUTE: what was wrong with the address
+
+
+class TrustProblem(enum.Enum):
+    BAD_NAME = "bad-name"
+    NAME_TAKEN = "name-taken"          # another identity has that name
+    UNKNOWN_NAME = "unknown-name"
+    BAD_ADDRESS = "bad-address"
+    BAD_ID = "bad-id"
+    MALFORMED = "malformed"            # a line of the file that is not "ID name [address]"
+    DUPLICATE = "duplicate"            # a second line for the same ID or name
+    UNWRITABLE = "unwritable"
+    NO_IDENTITY = "no-identity"        # that connection proves no identity (plain)
+
+
+class TrustError(Exception):
+    def __init__(self, problem: TrustProblem, detail: str = "") -> None:
+        super().__init__(f"{problem.value}: {detail}")
+        self.problem = problem
+        self.detail = detail
+
+
+class IdentityProblem(enum.Enum):
+    OPENSSL_MISSING = "openssl-missing"      # no openssl command on PATH
+    OPENSSL_FAILED = "openssl-failed"        # it ran and failed (detail: its last words)
+    HOME_UNWRITABLE = "home-unwritable"      # cannot create the home or write in it
+    DAMAGED = "damaged"                      # an identity is there but unreadable
+
+
+class IdentityUnavailable(Exception):
+    def __init__(self, problem: IdentityProblem, detail: str) -> None:
+        super().__init__(f"{problem.value}: {detail}")
+        self.problem = problem
+        self.detail = detail

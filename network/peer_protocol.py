@@ -42,10 +42,14 @@ from reactor.lines import LineCodec, LineTooLong
 
 from . import wire
 from .outcomes import Direction, Refusal
+from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, HandshakeTimedOut,
+                              HelloReceived, LineDiscarded, Messages, PeerRefused, PeerSilent,
+                              StartTLS)
 
 
 class State(enum.Enum):
     HANDSHAKE = "handshake"
+    SECURING = "securing"          # the TLS handshake runs (in the layer below us)
     PEER = "peer"
     PLAIN = "plain"
     FINISHING = "finishing"
@@ -61,70 +65,12 @@ class Timing:
     heartbeat_misses: int = 3          # periods of silence before a peer counts as dead
 
 
-# -- events -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class HelloReceived:
-    """A valid hello: call accept_peer() or refuse() before anything else."""
-    hello: wire.Hello
-    late: bool = False      # it came after the plain decision (a slow link)
-
-
-@dataclass(frozen=True)
-class BecamePlain:
-    """The other side is not chat.py: it will get plain lines only."""
-
-
-@dataclass(frozen=True)
-class Messages:
-    texts: list
-
-
-@dataclass(frozen=True)
-class LineDiscarded:
-    nbytes: int
-    limit: int
-
-
-@dataclass(frozen=True)
-class PeerRefused:
-    """It refused us (``REFUSE``); it will hang up."""
-    refusal: wire.PeerRefusal
-
-
-@dataclass(frozen=True)
-class Goodbye:
-    """It said BYE: it is exiting."""
-
-
-@dataclass(frozen=True)
-class BadHello:
-    """Its hello broke the wire format, or speaks no version of ours; we refused it."""
-    refusal: Refusal
-    detail: str
-
-
-@dataclass(frozen=True)
-class PeerSilent:
-    """A chat.py peer said nothing for too long: close the connection."""
-    silent_s: float
-
-
-@dataclass(frozen=True)
-class HandshakeTimedOut:
-    """It began a hello and never finished it."""
-
-
-@dataclass(frozen=True)
-class CloseNow:
-    """FINISHING is over (the other side hung up, or ``linger_s`` passed)."""
-
-
 class PeerProtocol:
     """One connection's worth of the chat protocol."""
 
     def __init__(self, direction: Direction, ours: wire.Hello, now: float,
-                 timing: Timing = Timing(), max_line_bytes: int | None = None) -> None:
+                 timing: Timing = Timing(), max_line_bytes: int | None = None,
+                 cert_der: bytes | None = None) -> None:
         self.direction = direction
         self.ours = ours
         self.timing = timing
@@ -142,8 +88,12 @@ class PeerProtocol:
         self._answered = direction is Direction.OUTGOING   # our hello is on its way
         self._held: list = []            # lines that came behind the hello being decided
         self._deliver_when_finishing = False
+        self._max_line_bytes = max_line_bytes
+        self._cert = cert_der            # ours: offer TLS with it (None: no identity)
+        self.secured = False             # the TLS handshake is done; all else is inside it
+        self.peer_cert: bytes | None = None
         if direction is Direction.OUTGOING:
-            self._queue(wire.hello_line(ours))
+            self._queue(wire.tls_hello_line(cert_der) if cert_der else wire.hello_line(ours))
 
     @classmethod
     def refusing(cls, refusal: Refusal, argument: int | str | None, ours: wire.Hello,
@@ -201,6 +151,19 @@ class PeerProtocol:
             self._queue(wire.hello_line(self.ours))
             self.last_sent = now
 
+    def secured_now(self, now: float) -> list:
+        """The TLS handshake is done: start over inside it with our full hello."""
+        self.secured = True
+        self.state = State.HANDSHAKE
+        self._codec = LineCodec() if self._max_line_bytes is None else \
+            LineCodec(self._max_line_bytes)
+        self._lines_seen = 0
+        self._started = self.last_received = now
+        self._answered = True
+        self._queue(wire.hello_line(self.ours))
+        self.last_sent = now
+        return []
+
     def accept_peer(self, now: float) -> list:
         """The node accepts the hello: a chat.py peer. Returns the events of lines held meanwhile."""
         self.answer_hello(now)
@@ -219,9 +182,13 @@ class PeerProtocol:
     def finish(self, now: float) -> list:
         """Send nothing more, but show what still arrives until the other side hangs up.
 
-        For a duplicate connection that is being retired: its last messages count.
+        For a duplicate connection that is being retired: its last messages count, and
+        a chat.py peer is told (``BYE duplicate``), so that it does not take the end of
+        this connection for the end of the peer, whichever of the two it learns first.
         """
         self._deliver_when_finishing = self.theirs is not None
+        if self.theirs is not None and self.state is not State.FINISHING:
+            self._queue(wire.control_line(wire.BYE, wire.DUPLICATE_WORD))
         self._finish(now)
         return self._decided(now)
 
@@ -276,6 +243,8 @@ class PeerProtocol:
             if self._deciding:
                 self._held.extend(items[index:])
                 break
+            if state is State.SECURING:
+                break        # nothing belongs between a certificate and TLS: TLS will fail
             if type(item) is LineTooLong:
                 if state is State.HANDSHAKE:
                     self.state = State.PLAIN
@@ -318,12 +287,25 @@ class PeerProtocol:
                     self._queue(wire.refuse_line(exc.refusal, argument))
                     self._finish(now)
                     return [BadHello(exc.refusal, exc.detail)]
+                if isinstance(hello, wire.TlsHello):
+                    return self._tls_offered(hello, now)
+                if self._answered and self._cert and not self.secured \
+                        and self.direction is Direction.OUTGOING:
+                    # We offered TLS; it has no identity: our full hello, in plain text.
+                    self._queue(wire.hello_line(self.ours))
+                    self.last_sent = now
                 self.theirs = hello
                 self._deciding = True
                 return [HelloReceived(hello, late)]
             if verb == wire.REFUSE and self.direction is Direction.OUTGOING:
                 self._finish(now)
                 return [PeerRefused(wire.parse_refuse(words))]
+        if self.secured or self._awaiting_full_hello:
+            # Inside TLS, or after we answered a certificate with our full hello,
+            # only a full hello may come first.
+            self._queue(wire.refuse_line(Refusal.MALFORMED))
+            self._finish(now)
+            return [BadHello(Refusal.MALFORMED, "expected a full hello")]
         events: list = []
         if self.state is State.HANDSHAKE:
             self.state = State.PLAIN
@@ -332,10 +314,34 @@ class PeerProtocol:
             events.append(Messages([line]))
         return events
 
+    _awaiting_full_hello = False
+
+    def _tls_offered(self, hello: wire.TlsHello, now: float) -> list:
+        """The other side offers TLS with its certificate."""
+        if self.secured or self._awaiting_full_hello or (
+                self.direction is Direction.OUTGOING and not self._cert):
+            self._queue(wire.refuse_line(Refusal.MALFORMED))
+            self._finish(now)
+            return [BadHello(Refusal.MALFORMED, "a certificate where none belongs")]
+        if self._cert is None:
+            # No identity of ours: answer with the full hello, go on in plain text; the
+            # next line must be its full hello.
+            self._answered = True
+            self._awaiting_full_hello = True
+            self._lines_seen = 0
+            self._queue(wire.hello_line(self.ours))
+            self.last_sent = now
+            return []
+        if self.direction is Direction.INCOMING:
+            self._queue(wire.tls_hello_line(self._cert))
+        self.peer_cert = hello.cert_der
+        self.state = State.SECURING
+        return [StartTLS(hello.cert_der, server_side=self.direction is Direction.INCOMING)]
+
     def _control(self, line: str) -> list:
         verb, words = wire.split_control(line)
         if verb == wire.BYE:
-            return [Goodbye()]
+            return [Goodbye(duplicate=words[:1] == [wire.DUPLICATE_WORD])]
         if verb == wire.REFUSE:
             self._finish(self.last_received)
             return [PeerRefused(wire.parse_refuse(words))]
@@ -345,6 +351,8 @@ class PeerProtocol:
         """The other side will send nothing more."""
         events: list = []
         partial = self._codec.maybe_take_partial()
+        if self.secured or self._awaiting_full_hello or self.state is State.SECURING:
+            return events
         if self.state is State.HANDSHAKE and (partial or self._lines_seen):
             self.state = State.PLAIN     # it spoke and hung up: show what it said
             events.append(BecamePlain())
@@ -360,7 +368,7 @@ class PeerProtocol:
         if state is State.HANDSHAKE:
             if self._deciding or self.theirs is not None:
                 return None
-            if _control_line_begun(self._codec):
+            if self.secured or self._awaiting_full_hello or _control_line_begun(self._codec):
                 return self._started + t.handshake_timeout_s
             return self._started + t.hello_wait_s
         if state is State.PEER:
@@ -380,7 +388,7 @@ class PeerProtocol:
     def tick(self, now: float) -> list:
         state, t = self.state, self.timing
         if state is State.HANDSHAKE and not self._deciding and self.theirs is None:
-            if _control_line_begun(self._codec):
+            if self.secured or self._awaiting_full_hello or _control_line_begun(self._codec):
                 if now >= self._started + t.handshake_timeout_s:
                     self._finish(now)
                     return [HandshakeTimedOut()]

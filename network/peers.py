@@ -29,6 +29,12 @@ class PeerInfo:
     direction: Direction
     speaks_protocol: bool   # a chat.py peer (False for nc and other programs)
     node_id: str | None = None
+    fingerprint: bytes | None = None    # its identity, proven over TLS (None: plain)
+    trusted_name: str | None = None     # the name our user gave that identity
+
+    @property
+    def encrypted(self) -> bool:
+        return self.fingerprint is not None
 
     @property
     def address(self) -> str:

@@ -18,7 +18,6 @@ written), ``-``, ``_`` and ``.``; normalised to NFC; unique regardless of case.
 
 from __future__ import annotations
 
-import enum
 import ipaddress
 import os
 import tempfile
@@ -29,29 +28,12 @@ from pathlib import Path
 from reactor.netutil import maybe_port
 
 from .identity import InvalidId, format_id, parse_id
+from .outcomes import TrustError, TrustProblem
 
 TRUST_FILE_NAME = "trusted"
 MAX_NAME_CHARS = 32
 _NAME_PUNCTUATION = set("-_.")
 _HEADER = "# Trusted chat-peer identities: ID, name, last known address. Edit with care.\n"
-
-
-class TrustProblem(enum.Enum):
-    BAD_NAME = "bad-name"
-    NAME_TAKEN = "name-taken"          # another identity has that name
-    UNKNOWN_NAME = "unknown-name"
-    BAD_ADDRESS = "bad-address"
-    BAD_ID = "bad-id"
-    MALFORMED = "malformed"            # a line of the file that is not "ID name [address]"
-    DUPLICATE = "duplicate"            # a second line for the same ID or name
-    UNWRITABLE = "unwritable"
-
-
-class TrustError(Exception):
-    def __init__(self, problem: TrustProblem, detail: str = "") -> None:
-        super().__init__(f"{problem.value}: {detail}")
-        self.problem = problem
-        self.detail = detail
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,21 @@ peer. chat.py peers also exchange *control lines*, which start with
 ``CONTROL_MARK`` (U+0001, a control character the console refuses in typed
 messages, so a user can never forge one)::
 
+    \\x01HELLO chat/2 cert=<base64 DER>     "let us switch to TLS; this is my certificate"
     \\x01HELLO chat/2 port=<1-65535> node=<16 hex digits> heartbeat=<ms>
     \\x01REFUSE <reason> [<argument>]     reason: self | duplicate | full <limit> |
                                         busy <limit> | version <versions we speak> |
                                         malformed
     \\x01PING                             "still here" (any line proves life)
     \\x01BYE                              "I am exiting" (sent before closing)
+    \\x01BYE duplicate                    "this connection gives way to our other one"
+
+A peer with an identity opens with the short hello that carries only its
+certificate; when the other side answers in kind, both switch to TLS (the
+connecting side is the TLS client) and send the full hello inside it, so the
+listening port, instance id and heartbeat never cross the network in clear.
+A side without an identity answers a certificate with its full hello, and the
+two go on in plain text.
 
 The parser is strict, because a hello decides who a connection is: the
 version must be one we speak, every known field must appear exactly once,
@@ -30,8 +39,10 @@ VERSION = "chat/2"
 VERSIONS = (VERSION,)             # every version this program speaks
 
 HELLO, REFUSE, PING, BYE = "HELLO", "REFUSE", "PING", "BYE"
+DUPLICATE_WORD = "duplicate"      # BYE duplicate: this connection gives way to another
 
 NODE_ID_CHARS = 16
+MAX_CERT_CHARS = 3000             # base64 of a P-256 certificate is about 700
 MIN_HEARTBEAT_MS, MAX_HEARTBEAT_MS = 100, 86_400_000
 _FIELDS = ("port", "node", "heartbeat")
 _HEX = frozenset("0123456789abcdef")
@@ -43,6 +54,11 @@ class Hello:
     port: int               # where the sender listens
     node_id: str            # random per process: tells two processes apart
     heartbeat_ms: int       # the sender speaks at least this often
+
+
+@dataclass(frozen=True)
+class TlsHello:
+    cert_der: bytes         # the certificate the sender will prove it holds the key of
 
 
 class BadHello(Exception):
@@ -67,6 +83,11 @@ def hello_line(hello: Hello) -> str:
                         f"heartbeat={hello.heartbeat_ms}")
 
 
+def tls_hello_line(cert_der: bytes) -> str:
+    import base64
+    return control_line(HELLO, VERSION, "cert=" + base64.b64encode(cert_der).decode("ascii"))
+
+
 def refuse_line(refusal: Refusal, argument: str | int | None = None) -> str:
     words = [refusal.value] if argument is None else [refusal.value, str(argument)]
     return control_line(REFUSE, *words)
@@ -88,7 +109,7 @@ def _number(fields: dict[str, str], name: str, low: int, high: int) -> int:
     return value
 
 
-def parse_hello(words: list[str]) -> Hello:
+def parse_hello(words: list[str]) -> Hello | TlsHello:
     """The fields of a HELLO's words, or :class:`BadHello`."""
     if not words or words[0] not in VERSIONS:
         if words and words[0].startswith("chat/"):
@@ -102,6 +123,8 @@ def parse_hello(words: list[str]) -> Hello:
         if key in fields:
             raise BadHello(Refusal.MALFORMED, f"{key} appears twice")
         fields[key] = value
+    if "cert" in fields:
+        return _tls_hello(fields)
     missing = [name for name in _FIELDS if name not in fields]
     if missing:
         raise BadHello(Refusal.MALFORMED, f"{missing[0]} is missing")
@@ -111,6 +134,23 @@ def parse_hello(words: list[str]) -> Hello:
     return Hello(port=_number(fields, "port", 1, 65535), node_id=node_id,
                  heartbeat_ms=_number(fields, "heartbeat", MIN_HEARTBEAT_MS,
                                       MAX_HEARTBEAT_MS))
+
+
+def _tls_hello(fields: dict[str, str]) -> TlsHello:
+    import base64
+    import binascii
+    if len(fields) != 1:
+        raise BadHello(Refusal.MALFORMED, "cert comes alone")
+    text = fields["cert"]
+    if not text.isascii() or len(text) > MAX_CERT_CHARS:
+        raise BadHello(Refusal.MALFORMED, "cert is not base64")
+    try:
+        der = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadHello(Refusal.MALFORMED, "cert is not base64") from None
+    if not der:
+        raise BadHello(Refusal.MALFORMED, "cert is empty")
+    return TlsHello(der)
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,10 @@ class TLSHandshakeTimeout(TimeoutError):
     """The TLS handshake did not finish in time."""
 
 
+class TLSTruncated(ssl.SSLEOFError):
+    """The stream ended inside a record: what that record held is lost (and not shown)."""
+
+
 class TLSLayer(Protocol):
     def __init__(self, reactor: Reactor, context: ssl.SSLContext, protocol: Protocol, *,
                  server_side: bool, server_hostname: str | None = None,
@@ -70,6 +74,7 @@ class TLSLayer(Protocol):
                  low_water: int = WRITE_LOW_WATER_BYTES) -> None:
         self._reactor = reactor
         self._protocol = protocol
+        self._dropped_plain = 0
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._sslobj = context.wrap_bio(self._incoming, self._outgoing,
@@ -124,8 +129,12 @@ class TLSLayer(Protocol):
             self._incoming.write_eof()
             self._do_handshake()
         elif self.state is TLSState.OPEN:
+            cut = self._incoming.pending > 0     # part of a record came, then the end
             self._incoming.write_eof()
             self._do_read()
+            if cut and self.state is TLSState.OPEN:
+                self._fatal(TLSTruncated("the stream was cut in the middle of a record"),
+                            alert=False)
         if self.state is TLSState.HANDSHAKING or self.state is TLSState.OPEN:
             self._fatal(ssl.SSLEOFError("the stream ended without close_notify"), alert=False)
 
@@ -208,11 +217,17 @@ class TLSLayer(Protocol):
         elif self.state is TLSState.OPEN:
             self._shutdown()
 
+    @property
+    def dropped_bytes(self) -> int:
+        """What abort() threw away: plaintext not yet encrypted, and ciphertext below."""
+        return self._dropped_plain + getattr(self._transport, "dropped_bytes", 0)
+
     def abort(self, exc: BaseException | None = None) -> None:
         """Close now, dropping what is buffered."""
         if self.state is TLSState.CLOSED:
             return
         self.state = TLSState.CLOSED
+        self._dropped_plain = len(self._plain)
         self._plain.clear()
         self._cancel_timers()
         self._transport.abort(exc)

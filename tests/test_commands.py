@@ -29,6 +29,9 @@ class FakeNode:
     def my_ip(self):
         return "10.0.0.1"
 
+    def short_id(self, fingerprint):
+        return fingerprint.hex()[:7].upper()
+
     def peers(self):
         return list(self.table.values())
 
@@ -134,9 +137,9 @@ def test_info_commands(h):
 
 def test_list(h):
     h.run("list")
-    assert h.out() == ["id  IP address  port  connection",
-                       " 1  10.0.0.2    8080  you connected",
-                       " 3  10.0.0.3    7070  it connected, not chat.py"]
+    assert h.out() == ["id  IP address  port  connection                 trust",
+                       " 1  10.0.0.2    8080  you connected              plain",
+                       " 3  10.0.0.3    7070  it connected, not chat.py  plain"]
     h.node.table.clear()
     h.run("list")
     assert h.out()[-1] == 'no connections; open one with "connect <ip> <port>"'
@@ -284,8 +287,8 @@ def test_registry_refuses_duplicates_and_keeps_order():
     assert registry.names() == ["a"]
     with pytest.raises(CommandError):
         registry.split("b")
-    assert default_registry().names() == ["help", "myip", "myport", "connect", "list",
-                                          "terminate", "send", "exit"]
+    assert default_registry().names() == ["help", "myip", "myport", "myid", "connect", "list",
+                                          "terminate", "send", "trust", "untrust", "exit"]
 
 
 def test_console_stops_writing_when_stdout_is_gone():
@@ -355,6 +358,6 @@ def test_completion_after_help_offers_command_names():
     from commands.completion import make_completer
     complete = make_completer(default_registry(), FakeNode())
     assert complete("help s") == ["send"]
-    assert complete("help my") == ["myip", "myport"]
+    assert complete("help my") == ["myip", "myport", "myid"]
     assert complete("send ") == ["1", "3"]
     assert complete("list ") == []

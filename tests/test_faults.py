@@ -298,7 +298,7 @@ def test_a_frozen_peer_is_dropped_by_heartbeat_and_a_quiet_raw_peer_is_not(chat)
         figure("frozen peer (heartbeat 0.3 s) dropped after (s)", round(took, 2))
         assert took < 3
         a.type("list")
-        a.wait_for(r"\n +2  127\.0\.0\.1 +\d+  it connected, not chat\.py\n")
+        a.wait_for(r"\n +2  127\.0\.0\.1 +\d+  it connected, not chat\.py +plain\n")
         assert "dropped peer 2" not in a.text()
     finally:
         os.kill(b.pid, signal.SIGCONT)

@@ -153,9 +153,15 @@ def test_duplicates_and_self_are_refused_with_our_own_id(net):
     net.until(lambda: done)
     b.connect("127.0.0.1", a.port, done.append)        # a's peer 2 is b; b's peer 1 is a
     net.until(lambda: len(done) == 2 and len(a.peers()) == 2)
+    # b's port is only b's claim until its hello proves it: the connect goes out, then
+    # settles on the connection we have, under our id for it.
+    a.connect("127.0.0.1", b.port, done.append)
+    net.until(lambda: len(done) == 3 and not a._lingering and not b._lingering)
+    assert a.observer.named("already_connected")[-1][1].id == 2
+    assert len(a.peers()) == 2 and len(b.peers()) == 1
     with pytest.raises(Refused) as caught:
-        a.connect("127.0.0.1", b.port, done.append)
-    assert caught.value.refusal is Refusal.DUPLICATE and caught.value.peer_id == 2
+        a.connect("127.0.0.1", c.port, done.append)      # an address a dialled: a fact
+    assert caught.value.refusal is Refusal.DUPLICATE and caught.value.peer_id == 1
     with pytest.raises(Refused) as caught:
         a.connect("localhost", a.port, done.append)
     assert caught.value.refusal is Refusal.SELF

@@ -294,10 +294,16 @@ def test_bye_and_nothing_after_finishing():
     proto = peer()
     proto.send_bye(1.0)
     assert proto.data_to_send() == b"\x01BYE\n"
-    proto.finish(2.0)
+    proto.finish(2.0)                              # a duplicate giving way says so
+    assert proto.data_to_send() == b"\x01BYE duplicate\n"
     assert proto.send_message("late", 2.0) == b""
     proto.send_bye(2.0)
     assert proto.data_to_send() == b""
+
+
+def test_a_duplicate_giving_way_is_not_a_goodbye():
+    _, events = feed_split(lambda: peer(), b"\x01BYE duplicate\n\x01BYE\n")
+    assert events == [Goodbye(duplicate=True), Goodbye()]
 
 
 def test_a_retired_duplicate_still_shows_what_it_brings():

@@ -1,0 +1,58 @@
+"""myid, trust, untrust: who we are, and whom we know."""
+
+from __future__ import annotations
+
+from network.outcomes import TrustError
+
+from . import words
+from .base import Command, CommandError, Context, lookup_peer
+
+
+class MyId(Command):
+    name = "myid"
+    summary = "show this user's ID (the fingerprint other peers see and can trust)"
+    details = ("Compare it with your peer out of band (in person, by phone), as with SSH:\n"
+               "a first contact is trusted on first use.")
+
+    def run(self, ctx: Context, args: list[str]) -> None:
+        my_id = ctx.node.my_id()
+        if my_id is None:
+            raise CommandError("no identity: connections are not encrypted (see the start-up "
+                               "notice)")
+        ctx.console.info(f"your ID: {my_id}")
+
+
+class Trust(Command):
+    name = "trust"
+    usage = "[<id> [name]]"
+    summary = "trust the identity of connection <id> under a name; alone: list whom you trust"
+    details = ("A trusted peer's messages are labelled with your name for it, and if it ever\n"
+               "comes back with another key you are warned. Only an encrypted connection\n"
+               "can be trusted (a plain one proves no identity).")
+    completes_ids = True
+    max_args = 2
+
+    def run(self, ctx: Context, args: list[str]) -> None:
+        if not args:
+            ctx.console.trusted_list(ctx.node.trusted())
+            return
+        info = lookup_peer(ctx, args[0])
+        try:
+            trusted = ctx.node.trust_peer(info.id, args[1] if len(args) > 1 else None)
+        except TrustError as exc:
+            raise CommandError(words.trust_problem(exc, info)) from None
+        ctx.console.trusted(info, trusted)
+
+
+class Untrust(Command):
+    name = "untrust"
+    usage = "<name>"
+    summary = "stop trusting the identity you named <name>"
+    min_args = max_args = 1
+
+    def run(self, ctx: Context, args: list[str]) -> None:
+        try:
+            gone = ctx.node.untrust(args[0])
+        except TrustError as exc:
+            raise CommandError(words.trust_problem(exc)) from None
+        ctx.console.untrusted(gone)

@@ -1,0 +1,82 @@
+"""The events the peer protocol hands to the node (see :mod:`network.peer_protocol`).
+
+Plain data, compared by value in tests. The node handles each by type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import wire
+from .outcomes import Refusal
+
+
+@dataclass(frozen=True)
+class HelloReceived:
+    """A valid hello: call accept_peer() or refuse() before anything else."""
+    hello: wire.Hello
+    late: bool = False      # it came after the plain decision (a slow link)
+
+
+@dataclass(frozen=True)
+class BecamePlain:
+    """The other side is not chat.py: it will get plain lines only."""
+
+
+@dataclass(frozen=True)
+class Messages:
+    texts: list
+
+
+@dataclass(frozen=True)
+class LineDiscarded:
+    nbytes: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class PeerRefused:
+    """It refused us (``REFUSE``); it will hang up."""
+    refusal: wire.PeerRefusal
+
+
+@dataclass(frozen=True)
+class Goodbye:
+    """It said BYE: it is exiting, or (``duplicate``) this connection is being replaced
+    by another one between the same two peers, which keeps its place."""
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class BadHello:
+    """Its hello broke the wire format, or speaks no version of ours; we refused it."""
+    refusal: Refusal
+    detail: str
+
+
+@dataclass(frozen=True)
+class PeerSilent:
+    """A chat.py peer said nothing for too long: close the connection."""
+    silent_s: float
+
+
+@dataclass(frozen=True)
+class HandshakeTimedOut:
+    """It began a hello and never finished it."""
+
+
+@dataclass(frozen=True)
+class CloseNow:
+    """FINISHING is over (the other side hung up, or ``linger_s`` passed)."""
+
+
+@dataclass(frozen=True)
+class StartTLS:
+    """Both sides have identities: switch the connection to TLS now.
+
+    ``cert_der`` is the certificate the other side announced; the TLS
+    handshake must prove it holds its key. ``server_side``: we accepted the
+    connection (the side that connected is the TLS client).
+    """
+    cert_der: bytes
+    server_side: bool
