@@ -111,6 +111,7 @@ class Node:
         self._shutdown_done: Callable[[], None] | None = None
         self._shutdown_timer = None
         self.shutting_down = False
+        self.reading_paused = False     # see pause_reading()
 
     # -- listening ---------------------------------------------------------------------
 
@@ -268,6 +269,30 @@ class Node:
             self._shutdown_timer.cancel()
         self._reactor.call_soon(done)
 
+    # -- reading flow control (issue 11: whoever reads our stdout fell behind) ------------
+
+    def pause_reading(self) -> None:
+        """Stop reading from every open connection until :meth:`resume_reading`.
+
+        TCP then pushes back on the peers: nothing is dropped and our memory
+        stays bounded. A connection still in its handshake reads on (it is
+        one short line, and pausing it would make it look like a silent
+        plain client); it is paused as soon as it is established. While we
+        are not reading, a peer's silence is not held against it.
+        """
+        if not self.reading_paused:
+            self.reading_paused = True
+            for conn in self._open.values():
+                conn.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.reading_paused:
+            self.reading_paused = False
+            now = self._reactor.time()
+            for conn in self._open.values():
+                conn.last_received = now   # we were deaf, not they silent
+                conn.transport.resume_reading()
+
     # -- bookkeeping for connections -----------------------------------------------------
 
     def _established(self, conn: "_Connection", host: str, port: int,
@@ -276,6 +301,8 @@ class Node:
         info = self._table.add(host, port, conn.direction, hello is not None,
                                hello.node_id if hello else None)
         self._open[info.id] = conn
+        if self.reading_paused:                  # reading flow control
+            conn.transport.pause_reading()
         self._observer.peer_connected(info)
         return info
 
@@ -524,7 +551,7 @@ class _Connection(Protocol):
         if not self.info.speaks_protocol:
             return
         silent = now - self.last_received
-        if silent > HEARTBEAT_MISSES * heartbeat_s:
+        if silent > HEARTBEAT_MISSES * heartbeat_s and not self.node.reading_paused:
             self._drop(TIMED_OUT, f"no sign of life for {silent:.1f} s")
         elif now - self.last_sent >= heartbeat_s and not transport.write_paused:
             self._write(wire.control_line(wire.PING))
