@@ -4,7 +4,8 @@
 * :class:`KeyInput` feeds keys from a terminal (through the line editor and
   its screen), so the input line survives incoming messages.
 * :class:`Session` ends the program the same graceful way whatever asks:
-  ``exit``, the end of input, Ctrl-C, SIGTERM, or a closed stdout.
+  ``exit``, the end of input, Ctrl-C, SIGTERM and the other stopping
+  signals, or a closed stdout.
 
 Neither knows sockets or terminals: the codec, editor, screen and node come
 in from ``chat.py`` and are used through their methods only.
@@ -15,40 +16,68 @@ from __future__ import annotations
 from typing import Callable
 
 EXIT_OK, EXIT_FAILURE = 0, 1
-EXIT_SIGINT, EXIT_SIGTERM = 128 + 2, 128 + 15
+SIGNAL_EXIT_BASE = 128          # a signal's exit status is 128 + its number, as shells report
+EXIT_SIGINT, EXIT_SIGTERM = SIGNAL_EXIT_BASE + 2, SIGNAL_EXIT_BASE + 15
+GRACE_S = 2.0                   # how long exit waits for peers and for stdout to take our words
+
+
+def signal_status(signum: int) -> int:
+    return SIGNAL_EXIT_BASE + signum
 
 
 class Session:
-    def __init__(self, node, console, stop_loop: Callable[[], None], stay: bool) -> None:
+    """The one way out: goodbye to every peer, flush, stop; never longer than GRACE_S."""
+
+    def __init__(self, node, console, stop_loop: Callable[[], None], stay: bool,
+                 call_later: Callable[..., object]) -> None:
         self._node = node
         self._console = console
         self._stop_loop = stop_loop
         self._stay = stay
+        self._call_later = call_later
         self.status = EXIT_OK
         self.exiting = False
+        self._passive = False   # the exit began because input or output ended
         self.runner = None      # set once built (they need each other)
         self.stdin = None
 
     def shutdown(self, status: int = EXIT_OK) -> None:
-        """Flush what is queued, say goodbye to every peer, then stop the loop."""
-        if self.exiting:
-            if status in (EXIT_SIGINT, EXIT_SIGTERM):
-                self._stop_loop()   # a second Ctrl-C or SIGTERM: stop waiting for peers
-            return
-        self.exiting = True
-        self.status = status
-        self.runner.stop()
-        self.stdin.close()
-        count = self._node.shutdown(done=self._stop_loop)
-        if not self._console.output_closed:
-            self._console.info(f"exiting: closing {count} connection(s)" if count else "exiting")
+        """``exit``, Ctrl-C or a signal: flush, say goodbye to every peer, then stop."""
+        self._begin(status, passive=False)
 
     def end_of_input(self) -> None:
         if self._stay:
             self._console.info("end of input; still running because of --stay "
                                "(stop with Ctrl-C or SIGTERM)")
         else:
-            self.shutdown(EXIT_OK)
+            self._begin(EXIT_OK, passive=True)
+
+    def output_lost(self, exc: BaseException | None = None) -> None:
+        """stdout went away (a closed pipe, a hung-up terminal): end quietly."""
+        self._begin(EXIT_FAILURE, passive=True)
+
+    def _begin(self, status: int, passive: bool) -> None:
+        if self.exiting:
+            if status > SIGNAL_EXIT_BASE:
+                if self._passive and self.status <= SIGNAL_EXIT_BASE:
+                    # The signal explains the end of input (a closed terminal sends
+                    # SIGHUP and EOF together): its status, the same grace period.
+                    self.status = status
+                else:
+                    self._stop_loop()   # a second signal: stop waiting for peers
+            return
+        self.exiting = True
+        self.status = status
+        self._passive = passive
+        self.runner.stop()
+        self.stdin.close()
+        self._call_later(GRACE_S, self._stop_loop)   # whatever peers or stdout do
+        count = self._node.shutdown(done=self._peers_done)
+        if not self._console.output_closed:
+            self._console.info(f"exiting: closing {count} connection(s)" if count else "exiting")
+
+    def _peers_done(self) -> None:
+        self._console.when_flushed(self._stop_loop)
 
 
 class LineInput:
