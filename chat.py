@@ -32,7 +32,9 @@ MAC_FD_CAP = 10240   # macOS refuses RLIM_INFINITY for RLIMIT_NOFILE
 OUTPUT_HIGH_WATER_BYTES = 64 * 1024
 OUTPUT_LOW_WATER_BYTES = 16 * 1024
 OUTPUT_CAP_BYTES = 1024 * 1024
-STOPPING_SIGNALS = ("SIGINT", "SIGTERM")
+# Each ends the program the graceful way, with status 128 + its number. (SIGPIPE
+# stays ignored, as Python sets it: a closed pipe is an EPIPE error instead.)
+STOPPING_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 
 
 def _port(text: str) -> int:
@@ -139,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     from commands import CommandRunner, Console, Context, default_registry
     from commands.completion import make_completer
     from commands.session import KeyInput, LineInput, Session
+    from commands.terminal.jobs import JobControl
     from network import Node, NodeOptions
     from reactor import LineCodec, OutputStream, Reactor, StdinReader, choose_selector
     from commands.terminal.lineedit import LineEditor
@@ -186,9 +189,10 @@ def run(args: argparse.Namespace) -> int:
         terminal = Terminal(0)
         console.screen = screen
         reactor.add_signal_handler(signal.SIGWINCH, lambda _: screen.refresh())
+    jobs = JobControl(terminal, screen, {stdout, stderr})
     if interactive:
         source = KeyInput(editor, screen, console, runner,
-                          interrupt=lambda: session.shutdown(EXIT_SIGINT))
+                          interrupt=lambda: session.shutdown(EXIT_SIGINT), suspend=jobs.suspend)
     else:
         source = LineInput(LineCodec(errors="surrogateescape"), runner)
     stdin = StdinReader(reactor, 0, stdin_pollable, on_data=source.data_received,
@@ -200,6 +204,8 @@ def run(args: argparse.Namespace) -> int:
     for name in STOPPING_SIGNALS:
         reactor.add_signal_handler(getattr(signal, name),
                                    lambda signum: session.shutdown(signal_status(signum)))
+    reactor.add_signal_handler(signal.SIGTSTP, lambda _: jobs.suspend())
+    reactor.add_signal_handler(signal.SIGCONT, lambda _: jobs.resume())
     try:
         if terminal is not None:
             terminal.enter()

@@ -19,6 +19,7 @@ EXIT_OK, EXIT_FAILURE = 0, 1
 SIGNAL_EXIT_BASE = 128          # a signal's exit status is 128 + its number, as shells report
 EXIT_SIGINT, EXIT_SIGTERM = SIGNAL_EXIT_BASE + 2, SIGNAL_EXIT_BASE + 15
 GRACE_S = 2.0                   # how long exit waits for peers and for stdout to take our words
+CTRL_Z = b"\x1a"
 
 
 def signal_status(signum: int) -> int:
@@ -98,17 +99,32 @@ class LineInput:
 
 
 class KeyInput:
-    """stdin that is a terminal: keys -> the line editor -> the queue."""
+    """stdin that is a terminal: keys -> the line editor -> the queue.
+
+    Ctrl-Z reaches us as a key (the terminal's signal keys are off while we
+    own the line) and is handed to ``suspend`` before the editor sees it.
+    """
 
     def __init__(self, editor, screen, console, runner,
-                 interrupt: Callable[[], None]) -> None:
+                 interrupt: Callable[[], None],
+                 suspend: Callable[[], None] = lambda: None) -> None:
         self._editor = editor
         self._screen = screen
         self._console = console
         self._runner = runner
         self._interrupt = interrupt
+        self._suspend = suspend
 
     def data_received(self, data: bytes) -> None:
+        while True:
+            keys, ctrl_z, data = data.partition(CTRL_Z)
+            self._keys(keys)
+            if not ctrl_z:
+                break
+            self._suspend()
+        self._screen.refresh()
+
+    def _keys(self, data: bytes) -> None:
         for event in self._editor.feed(data):
             kind = event[0]
             if kind == "line":
@@ -121,7 +137,6 @@ class KeyInput:
                 self._interrupt()
             elif kind == "choices":
                 self._console.info("  ".join(event[1]))
-        self._screen.refresh()
 
     def eof_received(self) -> None:
         self._runner.end_of_input()
