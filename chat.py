@@ -96,7 +96,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _fail(message: str) -> int:
     try:
-        os.write(2, f"{PROG}: {message}\n".encode("utf-8", "backslashreplace"))
+        blocking = os.get_blocking(2)
+        os.set_blocking(2, False)    # a stderr nobody reads must not hang us
+        try:
+            os.write(2, f"{PROG}: {message}\n".encode("utf-8", "backslashreplace"))
+        finally:
+            os.set_blocking(2, blocking)
     except OSError:
         pass
     return EXIT_FAILURE

@@ -26,11 +26,15 @@ written because nothing was reading stdout.
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Callable, Iterable
 
 from .sanitize import MAX_SHOWN_CHARS, all_safe, maybe_plain_ascii, sanitize, shorten
 
 STDOUT, STDERR = 1, 2
+# A stdout lost to these is simply gone (a closed pipe, a closed terminal): no words.
+QUIET_LOSSES = (errno.EPIPE, errno.EIO, errno.EBADF, errno.ECONNRESET)
 # SGR colours for our own labels.
 MESSAGE, SENT, EVENT, ERROR = "1;36", "32", "33", "1;31"
 
@@ -119,11 +123,18 @@ class Console:
         """The end: one last try to write, then one line on what was left over."""
         self.flush()
         left = self._out.close()
-        if left and self._out.lost is None and self._err is not self._out:
-            self._err.write(self._encode(f"{self._style('error:', ERROR)} {left} bytes of "
-                                         f"output could not be written: stdout is not "
-                                         f"being read\n"))
+        lost = self._out.lost
+        if self._err is not self._out:
+            if left and lost is None:
+                self._say_last(f"{left} bytes of output could not be written: "
+                               f"stdout is not being read")
+            elif lost is not None and lost.errno not in QUIET_LOSSES:
+                self._say_last(f"could not write to stdout: "
+                               f"{lost.strerror or os.strerror(lost.errno or 0)}")
         self._err.close()
+
+    def _say_last(self, text: str) -> None:
+        self._err.write(self._encode(f"{self._style('error:', ERROR)} {text}\n"))
 
     # -- words for what the node reports (the observer interface) ------------------------
 

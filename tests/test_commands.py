@@ -1,5 +1,6 @@
 """The registry, every command and the queue, against a fake node and a recording console."""
 
+import errno
 from dataclasses import dataclass
 
 import pytest
@@ -275,7 +276,12 @@ def test_console_close_counts_what_stdout_never_took():
                            b"stdout is not being read\n")]
     assert out.closed and err.closed
     # A lost stdout (a closed pipe) is not worth a word; nor is a stdout that took it all.
-    for unwritten, lost in ((5, BrokenPipeError()), (0, None)):
+    written.clear()
+    out, err = MemorySink(1, written), MemorySink(2, written)
+    out.lost = OSError(errno.ENOSPC, "No space left on device")
+    Console(out, err).close()
+    assert written == [(2, b"error: could not write to stdout: No space left on device\n")]
+    for unwritten, lost in ((5, BrokenPipeError(errno.EPIPE, "Broken pipe")), (0, None)):
         written.clear()
         out, err = MemorySink(1, written), MemorySink(2, written)
         out.unwritten, out.lost = unwritten, lost

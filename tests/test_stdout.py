@@ -266,3 +266,11 @@ def test_stdout_flags_are_given_back_at_exit():
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_a_stdout_that_fails_ends_it_with_one_line():
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, CHAT, "0", *LOCAL, "--stay"], input=b"myport\n",
+                              stdout=full, stderr=subprocess.PIPE, timeout=20)
+    assert proc.returncode == 1
+    assert proc.stderr == b"error: could not write to stdout: No space left on device\n"
