@@ -29,8 +29,8 @@ PROG = "chat.py"
 MAC_FD_CAP = 10240   # macOS refuses RLIM_INFINITY for RLIMIT_NOFILE
 # Unwritten output (stdout not read fast enough): above the high-water mark we stop
 # reading peers, above the cap we stop running commands; both resume at the low mark.
-OUTPUT_HIGH_WATER_BYTES = 64 * 1024
-OUTPUT_LOW_WATER_BYTES = 16 * 1024
+OUTPUT_HIGH_WATER_BYTES = 256 * 1024
+OUTPUT_LOW_WATER_BYTES = 64 * 1024
 OUTPUT_CAP_BYTES = 1024 * 1024
 # Each ends the program the graceful way, with status 128 + its number. (SIGPIPE
 # stays ignored, as Python sets it: a closed pipe is an EPIPE error instead.)
