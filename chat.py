@@ -184,7 +184,9 @@ def run(args: argparse.Namespace) -> int:
     registry = default_registry()
     session = Session(node, console, reactor.stop, args.stay, reactor.call_later)
     runner = CommandRunner(registry, reactor.call_soon, session.end_of_input)
-    stdout.add_water_marks(OUTPUT_CAP_BYTES, OUTPUT_LOW_WATER_BYTES, runner.pause, runner.resume)
+    for stream in {stdout, stderr}:
+        stream.add_water_marks(OUTPUT_CAP_BYTES, OUTPUT_LOW_WATER_BYTES, runner.pause,
+                               runner.resume)
     stdout.when_lost(session.output_lost)
     screen = terminal = None
     if interactive:

@@ -41,7 +41,7 @@ class CommandRunner:
         self.set_input_flow(pause_input, resume_input)
         self._queue: collections.deque = collections.deque()
         self._held = False
-        self._paused = False
+        self._paused = 0
         self._input_paused = False
         self._stopped = False
         self._scheduled = False
@@ -66,13 +66,18 @@ class CommandRunner:
         return release
 
     def pause(self) -> None:
-        """Run nothing until :meth:`resume`; lines keep queueing."""
-        self._paused = True
+        """Run nothing until :meth:`resume`; lines keep queueing.
+
+        Pauses nest (stdout and stderr may each be behind): the queue runs
+        again once every pause has been resumed.
+        """
+        self._paused += 1
 
     def resume(self) -> None:
         if self._paused:
-            self._paused = False
-            self._schedule()
+            self._paused -= 1
+            if not self._paused:
+                self._schedule()
 
     def stop(self) -> None:
         """Run nothing more (the program is exiting)."""

@@ -299,10 +299,14 @@ def test_console_escapes_what_the_stream_cannot_encode():
 
 def test_a_paused_runner_keeps_every_line_and_runs_them_in_order_on_resume(h):
     h.runner.pause()                     # stdout is far behind: run nothing for now
+    h.runner.pause()                     # and stderr too
     h.run("myport", "myip", "myport")
     assert h.out() == []
     h.run(*["myport"] * 1500)            # the queue bound still pauses input meanwhile
     assert h.paused == 1 and h.resumed == 0
+    h.runner.resume()
+    h.turn()
+    assert h.out() == []                 # one of them is still behind
     h.runner.resume()
     h.turn()
     out = h.out()
