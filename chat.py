@@ -162,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     reactor = Reactor(selector)
     stdout = OutputStream(reactor, 1)
     stderr = stdout if _same_file(1, 2) else OutputStream(reactor, 2)
+    streams = (stdout,) if stderr is stdout else (stdout, stderr)
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
     interactive = os.isatty(0) and os.isatty(1)
     color = (interactive and not args.no_color and not os.environ.get("NO_COLOR")
@@ -184,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     registry = default_registry()
     session = Session(node, console, reactor.stop, args.stay, reactor.call_later)
     runner = CommandRunner(registry, reactor.call_soon, session.end_of_input)
-    for stream in {stdout, stderr}:
+    for stream in streams:
         stream.add_water_marks(OUTPUT_CAP_BYTES, OUTPUT_LOW_WATER_BYTES, runner.pause,
                                runner.resume)
     stdout.when_lost(session.output_lost)
@@ -196,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         terminal = Terminal(0)
         console.screen = screen
         reactor.add_signal_handler(signal.SIGWINCH, lambda _: screen.refresh())
-    jobs = JobControl(terminal, screen, {stdout, stderr})
+    jobs = JobControl(terminal, screen, streams)
     if interactive:
         source = KeyInput(editor, screen, console, runner,
                           interrupt=lambda: session.shutdown(EXIT_SIGINT), suspend=jobs.suspend)
