@@ -11,7 +11,7 @@ import pytest
 
 from helpers import run_reactor_until
 from reactor.loop import EVENT_WRITE, Reactor
-from reactor.output import OutputStream
+from reactor.output import PIPE_BYTES, OutputStream
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_partial_write_is_buffered_with_write_interest_until_drained(pipe):
     reactor = Reactor()
     out = OutputStream(reactor, w)
     assert out.pollable and not os.get_blocking(w)
-    payload = bytes(range(256)) * 1024                 # 256 KiB: more than the pipe holds
+    payload = bytes(range(256)) * (pipe_size(w) // 128)   # twice what the pipe holds
     out.write(payload)
     assert out.get_buffer_size() == len(payload) - pipe_size(w)
     assert reactor.selector.get_key(w).events == EVENT_WRITE
@@ -64,16 +64,24 @@ def test_partial_write_is_buffered_with_write_interest_until_drained(pipe):
     reactor.close()
 
 
+def test_a_pipe_is_grown_so_a_bursty_reader_finds_more_waiting(pipe):
+    r, w = pipe
+    assert pipe_size(w) == 65536
+    reactor = Reactor()
+    OutputStream(reactor, w)
+    assert pipe_size(w) == min(PIPE_BYTES, int(open("/proc/sys/fs/pipe-max-size").read()))
+    reactor.close()
+
+
 def test_a_full_fd_is_eagain_not_a_block(pipe):
     r, w = pipe
-    os.set_blocking(w, False)
+    reactor = Reactor()
+    out = OutputStream(reactor, w)
     try:
         while True:
             os.write(w, b"x" * 65536)
     except BlockingIOError:
         pass
-    reactor = Reactor()
-    out = OutputStream(reactor, w)
     out.write(b"waits")                                # returns at once
     assert out.get_buffer_size() == 5 and not out.closed
     reactor.close()

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import termios
+import threading
 import time
 
 import pytest
@@ -21,9 +22,12 @@ LINE = b"f" * 99 + b"\n"
 
 
 def pipe_is_full(fd):
-    """The pipe holds all it can (a pipe is pages: the last one may be partly used)."""
+    """The pipe holds about all it can (it is pages, and some may be partly used).
+
+    chat.py asks for a bigger pipe (1 MiB on Linux), so the size is read each time.
+    """
     unread = int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), "little")
-    return unread > fcntl.fcntl(fd, F_GETPIPE_SZ) - 4096
+    return unread > fcntl.fcntl(fd, F_GETPIPE_SZ) * 0.9
 
 
 class Unread:
@@ -212,9 +216,12 @@ def test_commands_wait_above_the_output_cap_and_nothing_is_lost(unread):
     with socket.create_connection(("127.0.0.1", a.port)) as s:
         s.sendall(b"hello\n")
         a.read_until(rb"peer 1 .*connected to you")
-        count = 30_000
-        a.proc.stdin.write(b"".join(b"send 1 m%d\n" % i for i in range(count)))
-        a.proc.stdin.flush()
+        count = 30_000                              # ~130 bytes of output each: > pipe + cap
+        tail = b" " + b"x" * 90
+        script = b"".join(b"send 1 m%d%s\n" % (i, tail) for i in range(count))
+        # From a thread: once commands wait, chat.py stops reading stdin, as it should.
+        writer = threading.Thread(target=a.proc.stdin.write, args=(script,), daemon=True)
+        writer.start()
         # Everything the peer gets is a command that ran; wait till they stop coming.
         got = bytearray()
         s.settimeout(1.0)
@@ -231,11 +238,12 @@ def test_commands_wait_above_the_output_cap_and_nothing_is_lost(unread):
         figure("commands run before the output cap held the queue", ran)
         figure("chat.py RSS with the queue held (KiB)", rss_kib)
         assert 1000 < ran < count                   # it ran some, then held the rest
-        a.read_until(rb"sent to peer 1 \([^)]*\): m%d\n" % (count - 1), timeout=30)
+        a.read_until(rb"sent to peer 1 \([^)]*\): m%d x" % (count - 1), timeout=30)
         s.settimeout(10)
         while got.count(b"\n") < count:
             got += s.recv(1 << 20)
-        assert got.split(b"\n")[:-1] == [b"m%d" % i for i in range(count)]
+        assert got.split(b"\n")[:-1] == [b"m%d%s" % (i, tail) for i in range(count)]
+        writer.join(timeout=10)
         a.proc.stdin.close()
         a.read_until(rb"exiting")
         assert a.proc.wait(timeout=10) == 0
