@@ -32,6 +32,7 @@ MAC_FD_CAP = 10240   # macOS refuses RLIM_INFINITY for RLIMIT_NOFILE
 OUTPUT_HIGH_WATER_BYTES = 256 * 1024
 OUTPUT_LOW_WATER_BYTES = 64 * 1024
 OUTPUT_CAP_BYTES = 1024 * 1024
+STDOUT_PIPE_BYTES = 256 * 1024   # asked of a piped stdout (Linux gives pipes 64 KiB)
 # Each ends the program the graceful way, with status 128 + its number. (SIGPIPE
 # stays ignored, as Python sets it: a closed pipe is an EPIPE error instead.)
 STOPPING_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
@@ -160,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     _raise_fd_limit()
     selector, stdin_pollable = choose_selector(0)
     reactor = Reactor(selector)
-    stdout = OutputStream(reactor, 1)
+    stdout = OutputStream(reactor, 1, pipe_bytes=STDOUT_PIPE_BYTES)
     stderr = stdout if _same_file(1, 2) else OutputStream(reactor, 2)
     streams = (stdout,) if stderr is stdout else (stdout, stderr)
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"

@@ -40,8 +40,6 @@ from .loop import EVENT_WRITE, Reactor
 
 # How soon an fd that cannot be polled is tried again after it refused a write.
 UNPOLLABLE_RETRY_S = 0.05
-# The pipe size asked for (1 MiB is Linux's default limit for unprivileged users).
-PIPE_BYTES = 1024 * 1024
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
@@ -57,7 +55,7 @@ class _Mark:
 class OutputStream:
     """Writes to ``fd`` without ever blocking; see the module docstring."""
 
-    def __init__(self, reactor: Reactor, fd: int) -> None:
+    def __init__(self, reactor: Reactor, fd: int, pipe_bytes: int = 0) -> None:
         self._reactor = reactor
         self.fd = fd
         self._on_lost: list[Callable[[OSError], None]] = []
@@ -71,7 +69,8 @@ class OutputStream:
         self._saved_flags: int | None = None
         self.pollable = self._probe()
         self.reclaim()
-        self._grow_pipe()
+        if pipe_bytes:
+            self._grow_pipe(pipe_bytes)
 
     def _probe(self) -> bool:
         try:
@@ -81,12 +80,17 @@ class OutputStream:
         self._reactor.set_handler(self.fd, self, 0)
         return True
 
-    def _grow_pipe(self) -> None:
-        """A pipe holds 64 KiB; ask for more, so a reader that drains in bursts
-        finds a burst's worth waiting (Linux; quietly nothing elsewhere)."""
+    def _grow_pipe(self, size: int) -> None:
+        """A pipe holds 64 KiB; ask for ``size``, so a reader that drains in bursts
+        finds a burst's worth waiting (Linux; quietly nothing elsewhere).
+
+        Pipe buffers count against a per-user quota (``pipe-user-pages-soft``,
+        64 MiB by default), past which the user's *new* pipes get 8 KiB: ask
+        for a modest size, for one stream.
+        """
         try:
             if stat.S_ISFIFO(os.fstat(self.fd).st_mode):
-                fcntl.fcntl(self.fd, F_SETPIPE_SZ, PIPE_BYTES)
+                fcntl.fcntl(self.fd, F_SETPIPE_SZ, size)
         except OSError:
             pass   # not Linux, or over the user's pipe quota: keep the default
 

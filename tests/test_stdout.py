@@ -24,7 +24,7 @@ LINE = b"f" * 99 + b"\n"
 def pipe_is_full(fd):
     """The pipe holds about all it can (it is pages, and some may be partly used).
 
-    chat.py asks for a bigger pipe (1 MiB on Linux), so the size is read each time.
+    chat.py asks for a bigger pipe (256 KiB on Linux), so the size is read each time.
     """
     unread = int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), "little")
     return unread > fcntl.fcntl(fd, F_GETPIPE_SZ) * 0.9
@@ -216,7 +216,7 @@ def test_commands_wait_above_the_output_cap_and_nothing_is_lost(unread):
     with socket.create_connection(("127.0.0.1", a.port)) as s:
         s.sendall(b"hello\n")
         a.read_until(rb"peer 1 .*connected to you")
-        count = 30_000                              # ~130 bytes of output each: > pipe + cap
+        count = 30_000                              # ~140 bytes of output each: > pipe + cap
         tail = b" " + b"x" * 90
         script = b"".join(b"send 1 m%d%s\n" % (i, tail) for i in range(count))
         # From a thread: once commands wait, chat.py stops reading stdin, as it should.
