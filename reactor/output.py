@@ -13,7 +13,7 @@ non-blocking and written the way a socket is (asyncio's
 * *Water marks* tell the layers above when to hold back: above ``high`` a
   mark calls ``on_high()`` once, and once the buffer is down to ``low`` it
   calls ``on_low()`` (asyncio's strict-above semantics). Several marks may
-  watch one stream (say: stop reading the network at 64 KiB, stop running
+  watch one stream (say: stop reading the network at 256 KiB, stop running
   commands at 1 MiB).
 * Not every fd can be polled: epoll refuses regular files and ``/dev/null``
   (EPERM, see :mod:`reactor.stdio`). Those never block on write, so writing
@@ -34,13 +34,15 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
+import sys
 from typing import Callable
 
 from .loop import EVENT_WRITE, Reactor
 
 # How soon an fd that cannot be polled is tried again after it refused a write.
 UNPOLLABLE_RETRY_S = 0.05
-F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+# Linux only (the constant is in fcntl from Python 3.10; it is 1031 on every Linux).
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031 if sys.platform.startswith("linux") else None)
 
 
 class _Mark:
@@ -89,7 +91,7 @@ class OutputStream:
         for a modest size, for one stream.
         """
         try:
-            if stat.S_ISFIFO(os.fstat(self.fd).st_mode):
+            if F_SETPIPE_SZ is not None and stat.S_ISFIFO(os.fstat(self.fd).st_mode):
                 fcntl.fcntl(self.fd, F_SETPIPE_SZ, size)
         except OSError:
             pass   # not Linux, or over the user's pipe quota: keep the default
