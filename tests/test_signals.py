@@ -217,12 +217,6 @@ def test_an_internal_error_restores_the_terminal_and_says_one_line(term, tmp_pat
     assert t.screen.count(b"internal error") == 1
 
 
-def _flood(port, seconds_cap=10):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.setblocking(False)
-    return s
-
-
 def test_a_terminal_that_is_not_read_cannot_keep_it_alive(term):
     # Nobody reads the terminal (a frozen emulator, a stuck ssh): SIGTERM still ends it.
     t = term()
@@ -231,12 +225,10 @@ def test_a_terminal_that_is_not_read_cannot_keep_it_alive(term):
         s.setblocking(False)
         line = b"m" * 99 + b"\n"
         deadline = time.monotonic() + 10
-        stalled_since = None
         while True:                 # flood until TCP stops taking more for 0.5 s
             assert time.monotonic() < deadline, "the flood was never pushed back"
             try:
                 s.send(line * 100)
-                stalled_since = None
                 continue
             except BlockingIOError:
                 pass
