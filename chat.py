@@ -7,8 +7,10 @@ runs the loop and turns the outcome into an exit status. The logic lives in
 ``reactor/`` (the I/O side) and ``commands/`` (the user side).
 
 Exit status: 0 after ``exit`` or the end of input; 1 when the program cannot
-start (port in use ...) or stdout went away; 2 for a usage error; 130 after
-SIGINT (Ctrl-C) and 143 after SIGTERM, as shells report signal deaths.
+start (port in use ...), stdout went away or an internal error; 2 for a usage
+error; 128 + the signal's number after a stopping signal, as shells report
+signal deaths: 129 SIGHUP, 130 SIGINT (Ctrl-C), 131 SIGQUIT, 138 SIGUSR1,
+140 SIGUSR2, 143 SIGTERM (see the README's table).
 Every start-up error, usage errors included, is one line on stderr in
 argparse's format: ``<program>: error: <what was wrong and what to do>``,
 where ``<program>`` is the name it was started by (``chat.py``, ``chat-peer``).
@@ -25,10 +27,19 @@ import sys
 
 __version__ = "0.1.0"
 
-from commands.session import EXIT_FAILURE, EXIT_SIGINT, EXIT_SIGTERM
+from commands.session import EXIT_FAILURE, EXIT_SIGINT, signal_status
 
 DEFAULT_PROG = "chat.py"
 MAC_FD_CAP = 10240   # macOS refuses RLIM_INFINITY for RLIMIT_NOFILE
+# Unwritten output (stdout not read fast enough): above the high-water mark we stop
+# reading peers, above the cap we stop running commands; both resume at the low mark.
+OUTPUT_HIGH_WATER_BYTES = 256 * 1024
+OUTPUT_LOW_WATER_BYTES = 64 * 1024
+OUTPUT_CAP_BYTES = 1024 * 1024
+STDOUT_PIPE_BYTES = 256 * 1024   # asked of a piped stdout (Linux gives pipes 64 KiB)
+# Each ends the program the graceful way, with status 128 + its number. (SIGPIPE
+# stays ignored, as Python sets it: a closed pipe is an EPIPE error instead.)
+STOPPING_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
 
 
 def _port(text: str) -> int:
@@ -94,7 +105,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     "A script can be piped in: the commands run in order and the end of "
                     "input works like \"exit\".",
         epilog="exit status: 0 after exit or end of input; 1 if it cannot start or stdout "
-               "closes; 2 for a usage error; 130 after Ctrl-C (SIGINT); 143 after SIGTERM.")
+               "closes; 2 for a usage error; 128+N after signal N: 129 SIGHUP, 130 Ctrl-C "
+               "(SIGINT), 131 SIGQUIT, 138 SIGUSR1, 140 SIGUSR2, 143 SIGTERM.")
     parser.add_argument("port", type=_port,
                         help="the TCP port to listen on (0 picks a free one and prints it)")
     parser.add_argument("--host", default="0.0.0.0", type=_host,
@@ -202,8 +214,9 @@ def run(args: argparse.Namespace) -> int:
     from commands import CommandRunner, Console, Context, default_registry
     from commands.completion import make_completer
     from commands.session import KeyInput, LineInput, Session, cancel_pending_connect
+    from commands.terminal.jobs import JobControl
     from network import Node, NodeOptions
-    from reactor import LineCodec, Reactor, StdinReader, choose_selector
+    from reactor import LineCodec, OutputStream, Reactor, StdinReader, choose_selector
     from commands.terminal.lineedit import LineEditor
     from commands.terminal.screen import Screen, Terminal
 
@@ -211,12 +224,15 @@ def run(args: argparse.Namespace) -> int:
     _raise_fd_limit()
     selector, stdin_pollable = choose_selector(0)
     reactor = Reactor(selector)
+    stdout = OutputStream(reactor, 1, pipe_bytes=STDOUT_PIPE_BYTES)
+    stderr = stdout if _same_file(1, 2) else OutputStream(reactor, 2)
+    streams = (stdout,) if stderr is stdout else (stdout, stderr)
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
     # TERM=dumb (or none) cannot move a cursor: treat it like a pipe, plain lines.
     interactive = (os.isatty(0) and os.isatty(1)
                    and os.environ.get("TERM", "") not in ("", "dumb"))
     color = interactive and not args.no_color and not os.environ.get("NO_COLOR")
-    console = Console(encoding=encoding, color=color)
+    console = Console(stdout, stderr, encoding=encoding, color=color)
     reactor.add_after_turn(console.flush)
     options = NodeOptions(connect_timeout_s=args.connect_timeout, heartbeat_s=args.heartbeat,
                           send_timeout_s=args.send_timeout, max_peers=args.max_peers,
@@ -227,25 +243,36 @@ def run(args: argparse.Namespace) -> int:
     try:
         node.listen(host, args.port)
     except OSError as exc:
+        console.close()
         reactor.close()
         return _fail(_listen_error(exc, host, args.port))
     console.listening(host, node.port)
+    stdout.add_water_marks(OUTPUT_HIGH_WATER_BYTES, OUTPUT_LOW_WATER_BYTES,
+                           node.pause_reading, node.resume_reading)
 
     registry = default_registry()
     # --stay is for a peer whose input ends on its own; at a terminal Ctrl-D is the
     # user asking to leave, so it exits as it would without --stay.
-    session = Session(node, console, reactor.stop, args.stay and not interactive)
+    session = Session(node, console, reactor.stop, args.stay and not interactive,
+                      reactor.call_later)
     runner = CommandRunner(registry, reactor.call_soon, session.end_of_input)
+    for stream in streams:
+        stream.add_water_marks(OUTPUT_CAP_BYTES, OUTPUT_LOW_WATER_BYTES, runner.pause,
+                               runner.resume)
+    stdout.when_lost(session.output_lost)
     screen = terminal = None
     if interactive:
         # At a terminal we own the input line, so messages never land inside it.
         editor = LineEditor(make_completer(registry, node),
                             on_interrupt=lambda: cancel_pending_connect(node, console))
         screen = Screen(editor, console.write_raw, encoding=encoding)
+        terminal = Terminal(0)
         console.screen = screen
-        source = KeyInput(editor, screen, console, runner,
-                          interrupt=lambda: session.shutdown(EXIT_SIGINT))
         reactor.add_signal_handler(signal.SIGWINCH, lambda _: screen.resized())
+    jobs = JobControl(terminal, screen, streams)
+    if interactive:
+        source = KeyInput(editor, screen, console, runner,
+                          interrupt=lambda: session.shutdown(EXIT_SIGINT), suspend=jobs.suspend)
     else:
         source = LineInput(LineCodec(errors="surrogateescape"), runner)
     stdin = StdinReader(reactor, 0, stdin_pollable, on_data=source.data_received,
@@ -254,12 +281,13 @@ def run(args: argparse.Namespace) -> int:
     runner.context = Context(node=node, console=console, registry=registry, hold=runner.hold,
                              request_exit=session.shutdown)
     session.runner, session.stdin = runner, stdin
-    console.on_output_closed = lambda: session.shutdown(EXIT_FAILURE)
-    reactor.add_signal_handler(signal.SIGINT, lambda _: session.shutdown(EXIT_SIGINT))
-    reactor.add_signal_handler(signal.SIGTERM, lambda _: session.shutdown(EXIT_SIGTERM))
+    for name in STOPPING_SIGNALS:
+        reactor.add_signal_handler(getattr(signal, name),
+                                   lambda signum: session.shutdown(signal_status(signum)))
+    reactor.add_signal_handler(signal.SIGTSTP, lambda _: jobs.suspend())
+    reactor.add_signal_handler(signal.SIGCONT, lambda _: jobs.resume())
     try:
-        if interactive:
-            terminal = Terminal(0)
+        if terminal is not None:
             terminal.enter()
         console.flush()   # say where we listen now, not after the loop's first sleep
         reactor.run()
@@ -269,8 +297,17 @@ def run(args: argparse.Namespace) -> int:
             screen.close()
         if terminal is not None:
             terminal.restore()
+        console.close()   # one last try, never a wait; says what could not be written
         reactor.close()
     return session.status
+
+
+def _same_file(fd_a: int, fd_b: int) -> bool:
+    """Do two fds lead to one file (a terminal, ``2>&1``)? Then they share one stream."""
+    try:
+        return os.path.sameopenfile(fd_a, fd_b)
+    except OSError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,15 +11,23 @@ stream at the end of it (``flush``, an after-turn hook), so a flood of
 messages costs one system call per turn, not one per line. Events go to
 stdout and errors to stderr, one line each, so logs stay greppable.
 
-When stdout is closed (``chat.py | head -1``) the console stops writing and
-calls ``on_output_closed`` once, so the program can end quietly.
+The console writes into two *sinks* (stdout's and stderr's; the same object
+when both go to one file, so their order is kept). A sink never blocks: it
+buffers what its reader has not taken yet (``reactor.output.OutputStream``),
+and the program decides what to hold back while it is full. A sink has
+``write(bytes)``, ``closed``, ``lost`` (the error that closed it, if one did),
+``when_drained(callback)`` and ``close() -> bytes left unwritten``.
+
+When stdout is closed (``chat.py | head -1``) the sink is lost and the
+console writes nothing more to it; the program ends quietly. At the very
+end, :meth:`close` says in one line on stderr how much output could not be
+written because nothing was reading stdout.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import select
 from typing import Callable, Iterable
 
 from network.outcomes import Direction
@@ -28,24 +36,27 @@ from . import words
 from .sanitize import MAX_SHOWN_CHARS, all_safe, maybe_plain_ascii, sanitize, shorten
 
 STDOUT, STDERR = 1, 2
+# A stdout lost to these is simply gone (a closed pipe, a closed terminal): no words.
+QUIET_LOSSES = (errno.EPIPE, errno.EIO, errno.EBADF, errno.ECONNRESET)
 # SGR colours for our own labels.
 MESSAGE, SENT, EVENT, ERROR = "1;36", "32", "33", "1;31"
 
 
 class Console:
-    def __init__(self, write: Callable[[int, bytes], int] = os.write,
-                 encoding: str = "utf-8",
-                 on_output_closed: Callable[[], None] | None = None,
+    def __init__(self, stdout, stderr=None, encoding: str = "utf-8",
                  color: bool = False) -> None:
-        self._write = write
+        self._out = stdout
+        self._err = stderr if stderr is not None else stdout
         self._encoding = encoding
         self.color = color
-        self._pending: list[tuple[int, bytes]] = []   # (fd, encoded line)
-        self.on_output_closed = on_output_closed
-        self.output_closed = False
+        self._pending: list[tuple[int, bytes]] = []   # (stream, encoded line)
         # An interactive line editor plugs in here: it hides the input line
         # before output (before_output) and draws it again after (after_output).
         self.screen = None
+
+    @property
+    def output_closed(self) -> bool:
+        return self._out.closed
 
     # -- the sink ------------------------------------------------------------------------
 
@@ -98,29 +109,38 @@ class Console:
         if screen is not None:
             screen.after_output()
 
-    def _emit(self, fd: int, chunks: list[bytes], newline: bool = True) -> None:
-        if fd == STDOUT and self.output_closed:
+    def _emit(self, stream: int, chunks: list[bytes], newline: bool = True) -> None:
+        sink = self._out if stream == STDOUT else self._err
+        if sink.closed:
             return
         if newline:
             chunks.append(b"")   # a final "\n" without copying all the data again
-        data = b"\n".join(chunks)
-        view = memoryview(data)
-        try:
-            while view:
-                try:
-                    written = self._write(fd, view)
-                except BlockingIOError:
-                    # Someone made our terminal non-blocking: wait for it, as a
-                    # blocking write would, rather than drop lines.
-                    select.select([], [fd], [])
-                    continue
-                view = view[written:]
-        except OSError as exc:
-            if fd == STDOUT and exc.errno in (errno.EPIPE, errno.EBADF, errno.EIO):
-                self.output_closed = True
-                if self.on_output_closed is not None:
-                    self.on_output_closed()
-            # a closed stderr leaves us nothing to complain to
+        sink.write(b"\n".join(chunks))
+
+    def when_flushed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once everything said so far has been written."""
+        self.flush()
+        if self._err is self._out:
+            self._out.when_drained(callback)
+        else:
+            self._out.when_drained(lambda: self._err.when_drained(callback))
+
+    def close(self) -> None:
+        """The end: one last try to write, then one line on what was left over."""
+        self.flush()
+        left = self._out.close()
+        lost = self._out.lost
+        if self._err is not self._out:
+            if left and lost is None:
+                self._say_last(f"{left} bytes of output could not be written: "
+                               f"stdout is not being read")
+            elif lost is not None and lost.errno not in QUIET_LOSSES:
+                self._say_last(f"could not write to stdout: "
+                               f"{lost.strerror or os.strerror(lost.errno or 0)}")
+        self._err.close()
+
+    def _say_last(self, text: str) -> None:
+        self._err.write(self._encode(f"{self._style('error:', ERROR)} {text}\n"))
 
     # -- words for what the node reports (the observer interface) ------------------------
 

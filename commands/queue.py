@@ -9,6 +9,10 @@ At most ``LINES_PER_TURN`` lines run per loop turn, so a long script shares
 the loop fairly with the peers. The queue is bounded: above
 ``MAX_QUEUED_LINES`` the runner asks for input to pause (a script of 50,000 sends is read as fast as it is sent, not into
 memory), and below ``RESUME_QUEUED_LINES`` asks for it again.
+
+:meth:`CommandRunner.pause` stops running lines without dropping any (the
+program calls it while far too much output is waiting for stdout); they
+queue up, and the bound above then pauses input too.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class CommandRunner:
         self.set_input_flow(pause_input, resume_input)
         self._queue: collections.deque = collections.deque()
         self._held = False
+        self._paused = 0
         self._input_paused = False
         self._stopped = False
         self._scheduled = False
@@ -59,6 +64,20 @@ class CommandRunner:
                 self._held = False
                 self._schedule()
         return release
+
+    def pause(self) -> None:
+        """Run nothing until :meth:`resume`; lines keep queueing.
+
+        Pauses nest (stdout and stderr may each be behind): the queue runs
+        again once every pause has been resumed.
+        """
+        self._paused += 1
+
+    def resume(self) -> None:
+        if self._paused:
+            self._paused -= 1
+            if not self._paused:
+                self._schedule()
 
     def stop(self) -> None:
         """Run nothing more (the program is exiting)."""
@@ -99,7 +118,7 @@ class CommandRunner:
     def _run(self) -> None:
         ctx = self.context
         budget = LINES_PER_TURN
-        while self._queue and not self._held and not self._stopped:
+        while self._queue and not self._held and not self._paused and not self._stopped:
             if not budget:
                 self._schedule()   # a long script must not starve the peers
                 break

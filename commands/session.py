@@ -6,7 +6,8 @@
   while a ``connect`` is pending cancels that connect
   (:func:`cancel_pending_connect`).
 * :class:`Session` ends the program the same graceful way whatever asks:
-  ``exit``, the end of input, Ctrl-C, SIGTERM, or a closed stdout.
+  ``exit``, the end of input, Ctrl-C, SIGTERM and the other stopping
+  signals, or a closed stdout.
 
 Neither knows sockets or terminals: the codec, editor, screen and node come
 in from ``chat.py`` and are used through their methods only.
@@ -19,41 +20,70 @@ from typing import Callable
 from .base import plural
 
 EXIT_OK, EXIT_FAILURE = 0, 1
-EXIT_SIGINT, EXIT_SIGTERM = 128 + 2, 128 + 15
+SIGNAL_EXIT_BASE = 128          # a signal's exit status is 128 + its number, as shells report
+EXIT_SIGINT, EXIT_SIGTERM = SIGNAL_EXIT_BASE + 2, SIGNAL_EXIT_BASE + 15
+GRACE_S = 2.0                   # how long exit waits for peers and for stdout to take our words
+CTRL_Z = b"\x1a"
+
+
+def signal_status(signum: int) -> int:
+    return SIGNAL_EXIT_BASE + signum
 
 
 class Session:
-    def __init__(self, node, console, stop_loop: Callable[[], None], stay: bool) -> None:
+    """The one way out: goodbye to every peer, flush, stop; never longer than GRACE_S."""
+
+    def __init__(self, node, console, stop_loop: Callable[[], None], stay: bool,
+                 call_later: Callable[..., object]) -> None:
         self._node = node
         self._console = console
         self._stop_loop = stop_loop
         self._stay = stay
+        self._call_later = call_later
         self.status = EXIT_OK
         self.exiting = False
+        self._passive = False   # the exit began because input or output ended
         self.runner = None      # set once built (they need each other)
         self.stdin = None
 
     def shutdown(self, status: int = EXIT_OK) -> None:
-        """Flush what is queued, say goodbye to every peer, then stop the loop."""
-        if self.exiting:
-            if status in (EXIT_SIGINT, EXIT_SIGTERM):
-                self._stop_loop()   # a second Ctrl-C or SIGTERM: stop waiting for peers
-            return
-        self.exiting = True
-        self.status = status
-        self.runner.stop()
-        self.stdin.close()
-        count = self._node.shutdown(done=self._stop_loop)
-        if not self._console.output_closed:
-            self._console.info(f"exiting: closing {plural(count, 'connection')}" if count
-                              else "exiting")
+        """``exit``, Ctrl-C or a signal: flush, say goodbye to every peer, then stop."""
+        self._begin(status, passive=False)
 
     def end_of_input(self) -> None:
         if self._stay:
             self._console.info("end of input; still running because of --stay "
                                "(stop with Ctrl-C or SIGTERM)")
         else:
-            self.shutdown(EXIT_OK)
+            self._begin(EXIT_OK, passive=True)
+
+    def output_lost(self, exc: BaseException | None = None) -> None:
+        """stdout went away (a closed pipe, a hung-up terminal): end quietly."""
+        self._begin(EXIT_FAILURE, passive=True)
+
+    def _begin(self, status: int, passive: bool) -> None:
+        if self.exiting:
+            if status > SIGNAL_EXIT_BASE:
+                if self._passive and self.status <= SIGNAL_EXIT_BASE:
+                    # The signal explains the end of input (a closed terminal sends
+                    # SIGHUP and EOF together): its status, the same grace period.
+                    self.status = status
+                else:
+                    self._stop_loop()   # a second signal: stop waiting for peers
+            return
+        self.exiting = True
+        self.status = status
+        self._passive = passive
+        self.runner.stop()
+        self.stdin.close()
+        self._call_later(GRACE_S, self._stop_loop)   # whatever peers or stdout do
+        count = self._node.shutdown(done=self._peers_done)
+        if not self._console.output_closed:
+            self._console.info(f"exiting: closing {plural(count, 'connection')}" if count
+                               else "exiting")
+
+    def _peers_done(self) -> None:
+        self._console.when_flushed(self._stop_loop)
 
 
 class LineInput:
@@ -86,17 +116,32 @@ def cancel_pending_connect(node, console) -> bool:
 
 
 class KeyInput:
-    """stdin that is a terminal: keys -> the line editor -> the queue."""
+    """stdin that is a terminal: keys -> the line editor -> the queue.
+
+    Ctrl-Z reaches us as a key (the terminal's signal keys are off while we
+    own the line) and is handed to ``suspend`` before the editor sees it.
+    """
 
     def __init__(self, editor, screen, console, runner,
-                 interrupt: Callable[[], None]) -> None:
+                 interrupt: Callable[[], None],
+                 suspend: Callable[[], None] = lambda: None) -> None:
         self._editor = editor
         self._screen = screen
         self._console = console
         self._runner = runner
         self._interrupt = interrupt
+        self._suspend = suspend
 
     def data_received(self, data: bytes) -> None:
+        while True:
+            keys, ctrl_z, data = data.partition(CTRL_Z)
+            self._keys(keys)
+            if not ctrl_z:
+                break
+            self._suspend()
+        self._screen.refresh()
+
+    def _keys(self, data: bytes) -> None:
         for event in self._editor.feed(data):
             kind = event[0]
             if kind == "line":
@@ -112,7 +157,6 @@ class KeyInput:
             elif kind == "clear-screen":
                 self._console.flush()
                 self._screen.clear_screen()
-        self._screen.refresh()
 
     def eof_received(self) -> None:
         self._runner.end_of_input()

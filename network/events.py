@@ -278,6 +278,8 @@ class ConnectionEvents:
             self._table.put(info)
             self._by_id[info.id] = conn
             conn.info = info
+            if not self._reading:
+                conn.set_reading(False)
         elif conn.info is not None:                   # a plain connection was chat.py
             info = replace(conn.info, speaks_protocol=True, node_id=hello.node_id,
                            port=conn.info.port if conn.target else hello.port,
@@ -303,6 +305,8 @@ class ConnectionEvents:
         self._table.put(info)
         self._by_id[peer_id] = conn
         conn.info, conn.peer_id = info, peer_id
+        if not self._reading:                  # our output is congested: it waits too
+            conn.set_reading(False)
         self._observer.peer_connected(info)
         attempt = self._attempt
         if attempt is not None and attempt.conn is conn:

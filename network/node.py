@@ -179,8 +179,6 @@ class Node(ConnectionEvents):
             sock.close()
             conn.connection_lost(exc)
             return
-        if not self._reading:
-            conn.set_reading(False)
 
     def _starved(self, exc: OSError, retry_s: float) -> None:
         self._observer.accept_paused(exc.errno, retry_s)
@@ -315,9 +313,12 @@ class Node(ConnectionEvents):
         self._set_reading(True)
 
     def _set_reading(self, reading: bool) -> None:
+        """Established connections only: one still in its handshake reads on (a hello is
+        one short line, and not reading it would make a chat.py peer look like a silent
+        plain client); it is paused once established."""
         if reading != self._reading:
             self._reading = reading
-            for conn in [*self._by_id.values(), *self._pending, *self._lingering]:
+            for conn in self._by_id.values():
                 conn.set_reading(reading)
 
     def shutdown(self, done: Callable[[], None]) -> int:

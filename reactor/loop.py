@@ -42,10 +42,16 @@ MAX_SELECT_TIMEOUT_S = 24 * 3600.0
 
 
 def write_stderr(message: str) -> None:
-    """One line on stderr, whatever it is (a closed stderr leaves nothing to complain to)."""
+    """One line on stderr, never waiting for it (a stderr nobody reads must not hang us,
+    and a closed one leaves nothing to complain to)."""
     import os
     try:
-        os.write(2, (message + "\n").encode("utf-8", "backslashreplace"))
+        blocking = os.get_blocking(2)
+        os.set_blocking(2, False)
+        try:
+            os.write(2, (message + "\n").encode("utf-8", "backslashreplace"))
+        finally:
+            os.set_blocking(2, blocking)
     except OSError:
         pass
 

@@ -163,6 +163,26 @@ class ChatProcess:
                     pass
 
 
+class MemorySink:
+    """A console sink that records ``(fd, bytes)``; ``unwritten`` is what close() reports."""
+
+    def __init__(self, fd: int, written: list) -> None:
+        self.fd, self.written = fd, written
+        self.closed = False
+        self.lost = None
+        self.unwritten = 0
+
+    def write(self, data: bytes) -> None:
+        self.written.append((self.fd, bytes(data)))
+
+    def when_drained(self, callback) -> None:
+        callback()
+
+    def close(self) -> int:
+        self.closed = True
+        return self.unwritten
+
+
 def wait_until(condition, timeout: float = 10.0, interval: float = 0.01,
                message: str = "condition") -> None:
     deadline = time.monotonic() + timeout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 import pytest
@@ -11,6 +12,7 @@ from commands.base import Command, CommandError
 from commands.registry import CommandRegistry
 from network.outcomes import Direction, Refusal, Refused
 from network.peers import PeerInfo
+from helpers import MemorySink
 
 
 def Peer(peer_id, host, port, direction=Direction.OUTGOING, speaks_protocol=True):
@@ -70,8 +72,7 @@ class FakeNode:
 class Harness:
     def __init__(self):
         self.written = []
-        self.console = Console(write=lambda fd, data: self.written.append((fd, bytes(data)))
-                               or len(data))
+        self.console = Console(MemorySink(1, self.written), MemorySink(2, self.written))
         self.node = FakeNode()
         self.registry = default_registry()
         self.deferred = []
@@ -292,25 +293,47 @@ def test_registry_refuses_duplicates_and_keeps_order():
 
 
 def test_console_stops_writing_when_stdout_is_gone():
-    import errno
-    closed = []
-
-    def write(fd, data):
-        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
-    console = Console(write=write, on_output_closed=lambda: closed.append(1))
+    written = []
+    out = MemorySink(1, written)
+    console = Console(out, MemorySink(2, written))
     console.info("one")
     console.flush()
+    out.closed = True
     console.info("two")
+    console.error("still said")
     console.flush()
-    assert closed == [1] and console.output_closed
+    assert console.output_closed
+    assert written == [(1, b"one\n"), (2, b"error: still said\n")]
+
+
+def test_console_close_counts_what_stdout_never_took():
+    written = []
+    out, err = MemorySink(1, written), MemorySink(2, written)
+    out.unwritten = 12345
+    Console(out, err).close()
+    assert written == [(2, b"error: 12345 bytes of output could not be written: "
+                           b"stdout is not being read\n")]
+    assert out.closed and err.closed
+    # A lost stdout (a closed pipe) is not worth a word; nor is a stdout that took it all.
+    written.clear()
+    out, err = MemorySink(1, written), MemorySink(2, written)
+    out.lost = OSError(errno.ENOSPC, "No space left on device")
+    Console(out, err).close()
+    assert written == [(2, b"error: could not write to stdout: No space left on device\n")]
+    for unwritten, lost in ((5, BrokenPipeError(errno.EPIPE, "Broken pipe")), (0, None)):
+        written.clear()
+        out, err = MemorySink(1, written), MemorySink(2, written)
+        out.unwritten, out.lost = unwritten, lost
+        Console(out, err).close()
+        assert written == []
 
 
 def test_console_escapes_what_the_stream_cannot_encode():
     written = []
-    console = Console(write=lambda fd, d: written.append(bytes(d)) or len(d), encoding="ascii")
+    console = Console(MemorySink(1, written), encoding="ascii")
     console.info("café 日本")
     console.flush()
-    assert written == [b"caf\\xe9 \\u65e5\\u672c\n"]
+    assert written == [(1, b"caf\\xe9 \\u65e5\\u672c\n")]
 
 
 def test_myip_on_a_machine_with_loopback_only_says_nobody_else_can_reach_it(h):
@@ -326,11 +349,11 @@ def test_plurals_agree_with_their_counts():
     assert plural(2, "connection") == "2 connections"
     assert plural(0, "argument") == "0 arguments"
     written = []
-    console = Console(write=lambda fd, data: written.append(bytes(data)) or len(data))
+    console = Console(MemorySink(1, written), MemorySink(2, written))
     console.incoming_refused(None, Refusal.FULL, 1, 5)
     console.incoming_refused(None, Refusal.FULL, 3, 5)
     console.flush()
-    text = b"".join(written).decode()
+    text = b"".join(data for _, data in written).decode()
     assert "refused 1 more connection in" in text and "refused 3 more connections in" in text
     import pathlib
     root = pathlib.Path(__file__).resolve().parent.parent
@@ -361,3 +384,20 @@ def test_completion_after_help_offers_command_names():
     assert complete("help my") == ["myip", "myport", "myid"]
     assert complete("send ") == ["1", "3"]
     assert complete("list ") == []
+
+
+def test_a_paused_runner_keeps_every_line_and_runs_them_in_order_on_resume(h):
+    h.runner.pause()                     # stdout is far behind: run nothing for now
+    h.runner.pause()                     # and stderr too
+    h.run("myport", "myip", "myport")
+    assert h.out() == []
+    h.run(*["myport"] * 1500)            # the queue bound still pauses input meanwhile
+    assert h.paused == 1 and h.resumed == 0
+    h.runner.resume()
+    h.turn()
+    assert h.out() == []                 # one of them is still behind
+    h.runner.resume()
+    h.turn()
+    out = h.out()
+    assert out[0] == out[2] == "listening port: 9090" and out[1] == "IP address: 10.0.0.1"
+    assert len(h.out()) == 1503 and h.resumed == 1

@@ -58,6 +58,7 @@ class Terminal:
         self.fd = fd
         self.out_fd = out_fd
         self._saved: list | None = None
+        self._raw: list | None = None
 
     def enter(self) -> None:
         self._saved = termios.tcgetattr(self.fd)
@@ -69,9 +70,24 @@ class Terminal:
         mode[3] &= ~(termios.ICANON | termios.ECHO | termios.ISIG | termios.IEXTEN)
         mode[6][termios.VMIN] = 1
         mode[6][termios.VTIME] = 0
+        self._raw = mode
         termios.tcsetattr(self.fd, termios.TCSADRAIN, mode)
         atexit.register(self.restore)
         self._say(ENABLE_PASTE)
+
+    def suspend(self) -> None:
+        """Ctrl-Z: the modes as we found them while we are stopped; resume() undoes it."""
+        self._set(self._saved)
+
+    def resume(self) -> None:
+        self._set(self._raw if self._saved is not None else None)
+
+    def _set(self, mode: list | None) -> None:
+        if mode is not None:
+            try:
+                termios.tcsetattr(self.fd, termios.TCSADRAIN, mode)
+            except termios.error:
+                pass   # the terminal is gone (EIO after a hangup)
 
     def restore(self) -> None:
         if self._saved is not None:
