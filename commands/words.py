@@ -116,6 +116,8 @@ def could_not_connect(host: str, port: int, failed: ConnectFailed) -> str:
     failure = failed.failure
     if failure is Failure.REFUSED_BY_PEER:
         reason = refusal_reason(failed.refusal, failed.limit, detail=failed.detail, ours=False)
+    elif failure is Failure.REFUSED_BY_US:
+        reason = refusal_reason(failed.refusal, failed.limit, detail=failed.detail)
     elif failure is Failure.TIMED_OUT:
         reason = f"timed out (no answer after {failed.timeout_s:g} s)"
     elif failure is Failure.CLOSED:

@@ -73,7 +73,10 @@ class ConnectionEvents:
             elif kind is HelloReceived:
                 self._decide_hello(conn, event.hello)
             elif kind is BecamePlain:
-                self._establish(conn)
+                if self.options.trusted_only:       # a plain client proves no identity
+                    self._refuse_untrusted(conn, Refusal.UNTRUSTED)
+                else:
+                    self._establish(conn)
             elif kind is LineDiscarded:
                 self._observer.line_too_long(conn.info, event.nbytes, event.limit)
             elif kind is Goodbye:
@@ -123,10 +126,11 @@ class ConnectionEvents:
                                                  detail=detail))
 
     def _handshake_over(self, conn: Connection, failed: ConnectFailed,
-                        refusal: Refusal | None = None) -> None:
+                        refusal: Refusal | None = None, introduce: bool = True) -> None:
         """A connection that will not become (or stay) a peer: refuse it, or just close it."""
         if refusal is not None:
-            conn.handle(conn.protocol.refuse(refusal, self._reactor.time()))
+            conn.handle(conn.protocol.refuse(refusal, self._reactor.time(),
+                                             introduce=introduce))
         elif conn.protocol.state is not State.FINISHING:
             conn.abort()
         if conn.info is None:              # never shown: it goes quietly
@@ -143,7 +147,7 @@ class ConnectionEvents:
         if not self._trusted_enough(conn, hello):
             return
         if hello.node_id == self.node_id and conn.fingerprint == self._our_fingerprint():
-            self._handshake_over(conn, ConnectFailed(Failure.REFUSED_BY_PEER,
+            self._handshake_over(conn, ConnectFailed(Failure.REFUSED_BY_US,
                                                      refusal=Refusal.SELF), Refusal.SELF)
             return
         if (conn.direction is Direction.INCOMING and conn.info is None and attempt is not None
@@ -231,12 +235,15 @@ class ConnectionEvents:
         if refusal is None:
             conn.trusted_name = trusted.name if trusted is not None else None
             return True
+        self._refuse_untrusted(conn, refusal)
+        return False
+
+    def _refuse_untrusted(self, conn: Connection, refusal: Refusal) -> None:
         if conn.target is None:
             self._observer.untrusted_refused(f"{conn.remote_ip}:{conn.transport.peername[1]}",
                                              refusal)
-        self._handshake_over(conn, ConnectFailed(Failure.REFUSED_BY_PEER, refusal=refusal),
-                             refusal)
-        return False
+        self._handshake_over(conn, ConnectFailed(Failure.REFUSED_BY_US, refusal=refusal),
+                             refusal, introduce=False)
 
     def _keep(self, winner: Connection, loser: Connection) -> None:
         """``winner`` stays (under the id already shown, or the one our connect reserved)."""

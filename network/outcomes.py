@@ -57,6 +57,7 @@ class Failure(enum.Enum):
     """Why a connect we started did not produce a connection."""
 
     REFUSED_BY_PEER = "refused"  # a chat.py peer answered REFUSE (see ``refusal``)
+    REFUSED_BY_US = "declined"   # it answered, and our rules refuse it (see ``refusal``)
     NETWORK = "network"          # TCP failed: see ``errno``
     TIMED_OUT = "timed out"      # no answer within --connect-timeout
     CLOSED = "closed"            # it accepted, then closed without a word

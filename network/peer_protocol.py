@@ -152,16 +152,17 @@ class PeerProtocol:
             self.last_sent = now
 
     def secured_now(self, now: float) -> list:
-        """The TLS handshake is done: start over inside it with our full hello."""
+        """The TLS handshake is done: the hellos again, inside it, the same way round
+        (the side that connected speaks first; the other answers once its node agrees)."""
         self.secured = True
         self.state = State.HANDSHAKE
         self._codec = LineCodec() if self._max_line_bytes is None else \
             LineCodec(self._max_line_bytes)
         self._lines_seen = 0
         self._started = self.last_received = now
-        self._answered = True
-        self._queue(wire.hello_line(self.ours))
-        self.last_sent = now
+        self._answered = False
+        if self.direction is Direction.OUTGOING:
+            self.answer_hello(now)
         return []
 
     def accept_peer(self, now: float) -> list:
@@ -171,9 +172,14 @@ class PeerProtocol:
         self.last_received = now
         return self._decided(now)
 
-    def refuse(self, refusal: Refusal, now: float, argument: int | str | None = None) -> list:
-        """Tell the other side why not (after our hello, so it knows who refused), then finish."""
-        if self._deciding:
+    def refuse(self, refusal: Refusal, now: float, argument: int | str | None = None,
+               introduce: bool = True) -> list:
+        """Tell the other side why not, then finish.
+
+        ``introduce``: our hello first, so it knows who refused (a duplicate, ourselves);
+        not when the refusal is about who *it* is (it then learns nothing of us).
+        """
+        if self._deciding and introduce:
             self.answer_hello(now)
         self._queue(wire.refuse_line(refusal, argument))
         self._finish(now)

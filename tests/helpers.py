@@ -304,6 +304,9 @@ class DelayProxy:
         self.port = self.listener.getsockname()[1]
         self._socks: list[socket.socket] = []
         self._closed = False
+        self.seen = bytearray()        # every byte relayed, both ways: what a wiretap sees
+        self.flip_at: int | None = None   # flip one bit of the byte at this offset (to client)
+        self._to_client = 0
         threading.Thread(target=self._accept_loop, daemon=True).start()
 
     def _accept_loop(self) -> None:
@@ -319,10 +322,18 @@ class DelayProxy:
                 continue
             upstream.settimeout(None)
             self._socks += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                self._pipe(src, dst)
+            self._pipe(client, upstream, to_client=False)
+            self._pipe(upstream, client, to_client=True)
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _tamper(self, data: bytes) -> bytes:
+        start, self._to_client = self._to_client, self._to_client + len(data)
+        if self.flip_at is not None and start <= self.flip_at < self._to_client:
+            i = self.flip_at - start
+            data = data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1:]
+            self.flip_at = None
+        return data
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, to_client: bool) -> None:
         import queue
         line: queue.Queue = queue.Queue()
 
@@ -332,6 +343,9 @@ class DelayProxy:
                     data = src.recv(65536)
                 except OSError:
                     data = b""
+                self.seen += data
+                if to_client and data:
+                    data = self._tamper(data)
                 line.put((time.monotonic() + self.delay, data))
                 if not data:
                     return
