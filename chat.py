@@ -211,7 +211,7 @@ def _warn(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from commands import CommandRunner, Console, Context, default_registry
+    from commands import CommandRunner, Console, default_registry
     from commands.completion import make_completer
     from commands.session import KeyInput, LineInput, Session, cancel_pending_connect
     from commands.terminal.jobs import JobControl
@@ -232,7 +232,16 @@ def run(args: argparse.Namespace) -> int:
     interactive = (os.isatty(0) and os.isatty(1)
                    and os.environ.get("TERM", "") not in ("", "dumb"))
     color = interactive and not args.no_color and not os.environ.get("NO_COLOR")
-    console = Console(stdout, stderr, encoding=encoding, color=color)
+    registry = default_registry()
+    screen = terminal = editor = None
+    if interactive:
+        # At a terminal we own the input line, so messages never land inside it. Tab
+        # asks the node, built below (it needs the console, which needs this screen).
+        editor = LineEditor(make_completer(registry, lambda: node.peers()),
+                            on_interrupt=lambda: cancel_pending_connect(node, console))
+        screen = Screen(editor, _writer(stdout, encoding), encoding=encoding)
+        terminal = Terminal(0)
+    console = Console(stdout, stderr, encoding=encoding, color=color, screen=screen)
     reactor.add_after_turn(console.flush)
     options = NodeOptions(connect_timeout_s=args.connect_timeout, heartbeat_s=args.heartbeat,
                           send_timeout_s=args.send_timeout, max_peers=args.max_peers,
@@ -250,24 +259,17 @@ def run(args: argparse.Namespace) -> int:
     stdout.add_water_marks(OUTPUT_HIGH_WATER_BYTES, OUTPUT_LOW_WATER_BYTES,
                            node.pause_reading, node.resume_reading)
 
-    registry = default_registry()
     # --stay is for a peer whose input ends on its own; at a terminal Ctrl-D is the
     # user asking to leave, so it exits as it would without --stay.
     session = Session(node, console, reactor.stop, args.stay and not interactive,
                       reactor.call_later)
-    runner = CommandRunner(registry, reactor.call_soon, session.end_of_input)
+    runner = CommandRunner(registry, reactor.call_soon, session.end_of_input, node, console,
+                           request_exit=session.shutdown)
     for stream in streams:
         stream.add_water_marks(OUTPUT_CAP_BYTES, OUTPUT_LOW_WATER_BYTES, runner.pause,
                                runner.resume)
     stdout.when_lost(session.output_lost)
-    screen = terminal = None
-    if interactive:
-        # At a terminal we own the input line, so messages never land inside it.
-        editor = LineEditor(make_completer(registry, node),
-                            on_interrupt=lambda: cancel_pending_connect(node, console))
-        screen = Screen(editor, console.write_raw, encoding=encoding)
-        terminal = Terminal(0)
-        console.screen = screen
+    if screen is not None:
         reactor.add_signal_handler(signal.SIGWINCH, lambda _: screen.resized())
     jobs = JobControl(terminal, screen, streams)
     if interactive:
@@ -277,10 +279,11 @@ def run(args: argparse.Namespace) -> int:
         source = LineInput(LineCodec(errors="surrogateescape"), runner)
     stdin = StdinReader(reactor, 0, stdin_pollable, on_data=source.data_received,
                         on_eof=source.eof_received)
+    # The queue and stdin are built after the session (they call its methods); it is
+    # told what to stop when the exit begins, and the queue when to stop reading.
     runner.set_input_flow(pause=stdin.pause_reading, resume=stdin.resume_reading)
-    runner.context = Context(node=node, console=console, registry=registry, hold=runner.hold,
-                             request_exit=session.shutdown)
-    session.runner, session.stdin = runner, stdin
+    session.when_exiting(runner.stop)
+    session.when_exiting(stdin.close)
     for name in STOPPING_SIGNALS:
         reactor.add_signal_handler(getattr(signal, name),
                                    lambda signum: session.shutdown(signal_status(signum)))
@@ -300,6 +303,14 @@ def run(args: argparse.Namespace) -> int:
         console.close()   # one last try, never a wait; says what could not be written
         reactor.close()
     return session.status
+
+
+def _writer(stream, encoding: str):
+    """The screen's own drawing (prompt, input line): straight to stdout, as it comes."""
+    def write(text: str) -> None:
+        if not stream.closed:
+            stream.write(text.encode(encoding, "backslashreplace"))
+    return write
 
 
 def _same_file(fd_a: int, fd_b: int) -> bool:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .base import NodeAPI
+def make_completer(registry, peers: Callable[[], list]) -> Callable[[str], list[str]]:
+    """A function from the text before the cursor to the words that could come next.
 
-
-def make_completer(registry, node: NodeAPI) -> Callable[[str], list[str]]:
-    """A function from the text before the cursor to the words that could come next."""
+    ``peers()`` gives the live connections when Tab is pressed (a function, not the
+    node: the editor is built before the node, which needs the console, which needs
+    the editor's screen).
+    """
 
     def complete(before: str) -> list[str]:
         words = before.split(" ")
@@ -19,7 +21,7 @@ def make_completer(registry, node: NodeAPI) -> Callable[[str], list[str]]:
         if len(words) == 2 and command is not None and command.name == "help":
             return [name for name in registry.names() if name.startswith(words[1].lower())]
         if len(words) == 2 and command is not None and command.completes_ids:
-            return [str(p.id) for p in node.peers() if str(p.id).startswith(words[1])]
+            return [str(p.id) for p in peers() if str(p.id).startswith(words[1])]
         return []
 
     return complete

@@ -44,15 +44,16 @@ MESSAGE, SENT, EVENT, ERROR = "1;36", "32", "33", "1;31"
 
 class Console:
     def __init__(self, stdout, stderr=None, encoding: str = "utf-8",
-                 color: bool = False) -> None:
+                 color: bool = False, screen=None) -> None:
+        """``screen``: at a terminal, the input line's screen; it hides the input
+        line before output (``before_output``) and draws it again after
+        (``after_output``). It writes its own drawing to the stream directly."""
         self._out = stdout
         self._err = stderr if stderr is not None else stdout
         self._encoding = encoding
         self.color = color
         self._pending: list[tuple[int, bytes]] = []   # (stream, encoded line)
-        # An interactive line editor plugs in here: it hides the input line
-        # before output (before_output) and draws it again after (after_output).
-        self.screen = None
+        self.screen = screen
 
     @property
     def output_closed(self) -> bool:
@@ -80,10 +81,6 @@ class Console:
     def _style(self, label: str, sgr: str) -> str:
         """Colour one of our own labels (never peer text) when colour is on."""
         return f"\x1b[{sgr}m{label}\x1b[0m" if self.color else label
-
-    def write_raw(self, text: str) -> None:
-        """Terminal control from the screen (prompt drawing), written at once."""
-        self._emit(STDOUT, [self._encode(text)], newline=False)
 
     def lines(self, lines: Iterable[str]) -> None:
         for line in lines:

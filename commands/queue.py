@@ -32,20 +32,22 @@ _END = object()   # marks the end of input in the queue
 
 class CommandRunner:
     def __init__(self, registry, defer: Callable[[Callable[[], None]], None],
-                 on_end_of_input: Callable[[], None],
-                 pause_input: Callable[[], None] = lambda: None,
-                 resume_input: Callable[[], None] = lambda: None) -> None:
+                 on_end_of_input: Callable[[], None], node, console,
+                 request_exit: Callable[[], None]) -> None:
+        """The runner owns the commands' context: the context hands out the runner's
+        own ``hold``, so building it here breaks what would be a cycle."""
         self._registry = registry
         self._defer = defer
         self._on_end_of_input = on_end_of_input
-        self.set_input_flow(pause_input, resume_input)
+        self.set_input_flow(lambda: None, lambda: None)
         self._queue: collections.deque = collections.deque()
         self._held = False
         self._paused = 0
         self._input_paused = False
         self._stopped = False
         self._scheduled = False
-        self.context: Context | None = None
+        self.context = Context(node=node, console=console, registry=registry, hold=self.hold,
+                               request_exit=request_exit)
 
     def set_input_flow(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
         """What to call when the queue is too long to read more, and when it is not."""

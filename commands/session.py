@@ -43,8 +43,13 @@ class Session:
         self.status = EXIT_OK
         self.exiting = False
         self._passive = False   # the exit began because input or output ended
-        self.runner = None      # set once built (they need each other)
-        self.stdin = None
+        self._on_exit: list[Callable[[], None]] = []
+
+    def when_exiting(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` first thing when the exit begins (stop the queue, stop
+        reading stdin). Registered, not passed in: those are built after the session,
+        because they need its ``shutdown`` and ``end_of_input``."""
+        self._on_exit.append(callback)
 
     def shutdown(self, status: int = EXIT_OK) -> None:
         """``exit``, Ctrl-C or a signal: flush, say goodbye to every peer, then stop."""
@@ -74,8 +79,8 @@ class Session:
         self.exiting = True
         self.status = status
         self._passive = passive
-        self.runner.stop()
-        self.stdin.close()
+        for callback in self._on_exit:
+            callback()
         self._call_later(GRACE_S, self._stop_loop)   # whatever peers or stdout do
         count = self._node.shutdown(done=self._peers_done)
         if not self._console.output_closed:

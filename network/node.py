@@ -191,15 +191,15 @@ class Node(ConnectionEvents):
     def peer(self, peer_id: int) -> PeerInfo | None:
         return self._table.get(peer_id)
 
-    def peer_at(self, host_text: str, port: int) -> PeerInfo | None:
+    def peer_at(self, host: str, port: int) -> PeerInfo | None:
         """The connection to the peer listening at ``host:port`` (as ``list`` shows it)."""
         try:
-            ip = resolve_ipv4(host_text)
+            ip = resolve_ipv4(host)
         except AddressError:
             return None
         return self._table.maybe_find_address(ip, port)
 
-    def connect(self, host_text: str, port: int, done: Callable[[bool], None]
+    def connect(self, host: str, port: int, done: Callable[[bool], None]
                 ) -> tuple[str, int]:
         """Start connecting; ``done(ok)`` once it settled. Returns ``(ip, reserved id)``.
 
@@ -207,7 +207,7 @@ class Node(ConnectionEvents):
         ourselves, already connected, full, another connect in flight).
         """
         try:
-            ip = resolve_ipv4(host_text)
+            ip = resolve_ipv4(host)
         except AddressError as exc:
             raise Refused(Refusal.NO_ROUTE, detail=exc.problem.value) from None
         if ip == "0.0.0.0" or ip.endswith(".255"):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
 
 import pytest
 
-from commands import CommandRunner, Console, Context, default_registry
+from commands import CommandRunner, Console, default_registry
 from commands.base import Command, CommandError
 from commands.registry import CommandRegistry
 from network.outcomes import Direction, Refusal, Refused
@@ -79,11 +78,9 @@ class Harness:
         self.ended = 0
         self.paused = self.resumed = 0
         self.exits = 0
-        self.runner = CommandRunner(self.registry, self.deferred.append, self._end,
-                                    pause_input=self._pause, resume_input=self._resume)
-        self.runner.context = Context(node=self.node, console=self.console,
-                                      registry=self.registry, hold=self.runner.hold,
-                                      request_exit=self._exit)
+        self.runner = CommandRunner(self.registry, self.deferred.append, self._end, self.node,
+                                    self.console, request_exit=self._exit)
+        self.runner.set_input_flow(pause=self._pause, resume=self._resume)
 
     def _end(self):
         self.ended += 1
@@ -379,7 +376,7 @@ def test_ctrl_c_cancels_only_a_pending_connect_and_the_queue_goes_on(h):
 
 def test_completion_after_help_offers_command_names():
     from commands.completion import make_completer
-    complete = make_completer(default_registry(), FakeNode())
+    complete = make_completer(default_registry(), FakeNode().peers)
     assert complete("help s") == ["send"]
     assert complete("help my") == ["myip", "myport", "myid"]
     assert complete("send ") == ["1", "3"]

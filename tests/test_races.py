@@ -22,7 +22,7 @@ LOCAL = ["--host", "127.0.0.1"]
 
 def test_the_readme_script_reaches_the_intended_peer_while_a_stranger_knocks(chat):
     b = chat("0", *LOCAL, "--stay")
-    proxy = DelayProxy(b.port, 0.25)         # the intended peer is a slow link away
+    proxy = DelayProxy(b.port, 0.1)          # the intended peer is a slow link away
     try:
         a = chat("0", *LOCAL)
         a.type(f"connect 127.0.0.1 {proxy.port}")

@@ -217,6 +217,7 @@ def test_an_internal_error_restores_the_terminal_and_says_one_line(term, tmp_pat
     assert t.screen.count(b"internal error") == 1
 
 
+@pytest.mark.slow
 def test_a_terminal_that_is_not_read_cannot_keep_it_alive(term):
     # Nobody reads the terminal (a frozen emulator, a stuck ssh): SIGTERM still ends it.
     t = term()

@@ -180,6 +180,7 @@ def _refused(port):
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 def test_heartbeats_keep_going_out_while_stdout_is_blocked_then_everything_arrives(unread, chat):
     a = unread("--heartbeat", "1")
     p = chat("0", *LOCAL, "--heartbeat", "1")

@@ -1,0 +1,43 @@
+"""The two interfaces that join the user side and the network, checked by name and shape.
+
+The console is the node's observer, and the node offers the verbs the commands use.
+Neither side imports the other's class, so nothing but this test notices when one
+side renames a method or adds a parameter the other does not know.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from commands.base import NodeAPI
+from commands.console import Console
+from network.node import Node, Observer
+
+
+def methods(protocol) -> dict:
+    return {name: member for name, member in vars(protocol).items()
+            if callable(member) and not name.startswith("_")}
+
+
+def parameters(function) -> list:
+    return [p.name for p in inspect.signature(function).parameters.values()
+            if p.name != "self"]
+
+
+def test_the_console_implements_the_observer_the_node_reports_to():
+    wanted = methods(Observer)
+    assert len(wanted) >= 10
+    for name, method in wanted.items():
+        implemented = getattr(Console, name, None)
+        assert implemented is not None, f"Console lacks {name}"
+        assert len(parameters(implemented)) == len(parameters(method)), name
+
+
+def test_the_node_offers_every_verb_the_commands_use():
+    wanted = methods(NodeAPI)
+    assert len(wanted) >= 10
+    for name, method in wanted.items():
+        offered = getattr(Node, name, None)
+        assert callable(offered), f"Node lacks {name}"
+        assert parameters(offered)[:len(parameters(method))] == parameters(method), name
+    assert "port" in NodeAPI.__annotations__ and isinstance(Node.port, property)
