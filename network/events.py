@@ -18,6 +18,7 @@ from .peer_protocol import State
 from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, HandshakeTimedOut,
                               HelloReceived, LineDiscarded, Messages, PeerRefused, PeerSilent,
                               StartTLS)
+from .identities import is_tls_error, tls_words
 from .peers import PeerInfo
 
 
@@ -97,19 +98,6 @@ class ConnectionEvents:
                 self._start_tls(conn, event)
             elif kind is CloseNow:
                 conn.abort()
-
-    def _start_tls(self, conn: Connection, event: StartTLS) -> None:
-        if self._contexts is None:
-            from .tlscontext import PeerContexts
-            self._contexts = PeerContexts(self.identity)
-        try:
-            context = self._contexts.get(event.cert_der, event.server_side)
-        except Exception as exc:      # noqa: BLE001 - an unusable certificate from outside
-            self._handshake_over(conn, ConnectFailed(Failure.TLS, detail=str(exc)[:200]))
-            conn.abort()
-            return
-        conn.start_tls(context, event.cert_der, event.server_side,
-                       self.options.timing.handshake_timeout_s)
 
     def _peer_refused(self, conn: Connection, refusal) -> None:
         if self._attempt is not None and self._attempt.conn is conn:
@@ -209,41 +197,6 @@ class ConnectionEvents:
                     and (other.info is not None or other.deferred):
                 return other
         return None
-
-    def _our_fingerprint(self) -> bytes | None:
-        return self.identity.fingerprint if self.identity else None
-
-    def _claimed_address(self, conn: Connection, hello) -> tuple[str, int]:
-        return conn.target if conn.target is not None else (conn.remote_ip, hello.port)
-
-    def _trusted_enough(self, conn: Connection, hello) -> bool:
-        """Trust rules: no downgrade, --trusted-only, and a warning for a changed key."""
-        trust = self.trust
-        address = self._claimed_address(conn, hello)
-        shown = f"{address[0]}:{address[1]}"
-        known = trust.lookup_by_address(address) if trust is not None else None
-        trusted = trust.lookup_by_id(conn.fingerprint) if trust and conn.fingerprint else None
-        refusal = None
-        if conn.fingerprint is None and known is not None:
-            refusal = Refusal.DOWNGRADE          # a peer we trust would have used its key
-            self._observer.identity_changed(shown, known, None)
-        elif self.options.trusted_only and trusted is None:
-            refusal = Refusal.UNTRUSTED
-        elif known is not None and trusted is None:
-            from .identity import format_id
-            self._observer.identity_changed(shown, known, format_id(conn.fingerprint))
-        if refusal is None:
-            conn.trusted_name = trusted.name if trusted is not None else None
-            return True
-        self._refuse_untrusted(conn, refusal)
-        return False
-
-    def _refuse_untrusted(self, conn: Connection, refusal: Refusal) -> None:
-        if conn.target is None:
-            self._observer.untrusted_refused(f"{conn.remote_ip}:{conn.transport.peername[1]}",
-                                             refusal)
-        self._handshake_over(conn, ConnectFailed(Failure.REFUSED_BY_US, refusal=refusal),
-                             refusal, introduce=False)
 
     def _keep(self, winner: Connection, loser: Connection) -> None:
         """``winner`` stays (under the id already shown, or the one our connect reserved)."""
@@ -349,9 +302,9 @@ class ConnectionEvents:
             conn.retired = True
         reason = conn.close_reason
         if info is not None and not conn.retired and (live or reason is not None):
-            if reason is None and _is_tls_error(exc):
+            if reason is None and is_tls_error(exc):
                 reason = CloseReason.DAMAGED
-                conn.close_detail = {"detail": _tls_words(exc)}
+                conn.close_detail = {"detail": tls_words(exc)}
             if reason is None and exc is not None and type(exc).__name__ == "SSLEOFError":
                 exc = None                # gone without TLS's goodbye: it closed
             if reason is None:
@@ -388,27 +341,11 @@ class ConnectionEvents:
         self._stall_timer = self._reactor.call_later(self._stall_check_s(), self._check_stalls)
 
 
-def _is_tls_error(exc: BaseException | None) -> bool:
-    """A damaged encrypted stream (a peer that just went away without TLS's goodbye,
-    ``SSLEOFError`` at a record boundary, is an ordinary close, not damage)."""
-    import sys
-    ssl = sys.modules.get("ssl")       # loaded only once TLS was ever used
-    if ssl is None or exc is None:
-        return False
-    if type(exc) is ssl.SSLEOFError:
-        return False
-    return isinstance(exc, ssl.SSLError) or type(exc).__name__ == "TLSHandshakeTimeout"
-
-
-def _tls_words(exc: BaseException) -> str:
-    return (getattr(exc, "reason", None) or str(exc) or type(exc).__name__)[:200]
-
-
 def _failure(exc: BaseException | None) -> ConnectFailed:
     import sys
     ssl = sys.modules.get("ssl")
-    if _is_tls_error(exc) or (ssl is not None and isinstance(exc, ssl.SSLError)):
-        return ConnectFailed(Failure.TLS, detail=_tls_words(exc))
+    if is_tls_error(exc) or (ssl is not None and isinstance(exc, ssl.SSLError)):
+        return ConnectFailed(Failure.TLS, detail=tls_words(exc))
     if exc is None:
         return ConnectFailed(Failure.CLOSED)
     return ConnectFailed(Failure.NETWORK, errno=getattr(exc, "errno", None) or errnos.ECONNRESET)

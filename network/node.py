@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, Protocol as TypingProtocol
 
 from reactor.listener import Listener, open_listening_socket
@@ -40,8 +40,8 @@ from .admission import MAX_FAREWELLS, Admission
 from .attempt import Attempt
 from .connection import Connection
 from .events import ConnectionEvents
-from .outcomes import (CloseReason, ConnectFailed, Direction, Failure, Lost, Refusal, Refused,
-                       TrustError, TrustProblem)
+from .identities import IdentityRules
+from .outcomes import CloseReason, ConnectFailed, Direction, Failure, Lost, Refusal, Refused
 from .peer_protocol import PeerProtocol, Timing
 from .peers import PeerInfo, PeerTable
 
@@ -77,7 +77,7 @@ class Observer(TypingProtocol):
     def accept_paused(self, errno: int | None, retry_s: float) -> None: ...
 
 
-class Node(ConnectionEvents):
+class Node(ConnectionEvents, IdentityRules):
     def __init__(self, reactor: Reactor, observer: Observer,
                  options: NodeOptions | None = None, node_id: str | None = None,
                  identity=None, trust=None) -> None:
@@ -264,46 +264,6 @@ class Node(ConnectionEvents):
         that waits for ``done``); ``done(False)`` if the connection ends first.
         """
         self._by_id[peer_id].send(text, done)
-
-    # -- identities and trust ---------------------------------------------------------------
-
-    def my_id(self) -> str | None:
-        """Our ID, written for people; ``None`` without an identity."""
-        from .identity import format_id
-        return format_id(self.identity.fingerprint) if self.identity else None
-
-    def short_id(self, fingerprint: bytes) -> str:
-        from .identity import short_id
-        return short_id(fingerprint)
-
-    def trusted(self) -> list:
-        return self.trust.all() if self.trust is not None else []
-
-    def trust_peer(self, peer_id: int, name: str | None):
-        """Trust the identity connection ``peer_id`` proved, under ``name``."""
-        info = self._table.get(peer_id)
-        if info is None or info.fingerprint is None or self.trust is None:
-            raise TrustError(TrustProblem.NO_IDENTITY)
-        if not name:
-            raise TrustError(TrustProblem.BAD_NAME, "")
-        entry = self.trust.trust(info.fingerprint, name,
-                                 (info.host, info.port) if info.speaks_protocol else None)
-        self._rename_trusted(info.fingerprint, entry.name)
-        return entry
-
-    def untrust(self, name: str):
-        if self.trust is None:
-            raise TrustError(TrustProblem.UNKNOWN_NAME, name)
-        entry = self.trust.untrust(name)
-        self._rename_trusted(entry.fingerprint, None)
-        return entry
-
-    def _rename_trusted(self, fingerprint: bytes, name: str | None) -> None:
-        for peer_id, conn in self._by_id.items():
-            if conn.fingerprint == fingerprint:
-                conn.trusted_name = name
-                conn.info = replace(conn.info, trusted_name=name)
-                self._table.put(conn.info)
 
     def pause_reading(self) -> None:
         """Stop reading from every peer (our output is congested): TCP pushes back on them."""

@@ -1,14 +1,25 @@
-"""The events the peer protocol hands to the node (see :mod:`network.peer_protocol`).
+"""The peer protocol's states, and the events it hands to the node (see
+:mod:`network.peer_protocol`).
 
-Plain data, compared by value in tests. The node handles each by type.
+Plain data, compared by value in tests. The node handles each event by type.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from . import wire
 from .outcomes import Refusal
+
+
+class State(enum.Enum):
+    HANDSHAKE = "handshake"
+    SECURING = "securing"          # the TLS handshake runs (in the layer below us)
+    PEER = "peer"
+    PLAIN = "plain"
+    FINISHING = "finishing"
+    CLOSED = "closed"
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ import pytest
 
 from network import wire
 from network.outcomes import Direction, Refusal
-from network.peer_protocol import (BadHello, BecamePlain, CloseNow, Goodbye, HandshakeTimedOut,
-                                   HelloReceived, LineDiscarded, Messages, PeerProtocol,
-                                   PeerRefused, PeerSilent, State, Timing)
+from network.peer_protocol import PeerProtocol, Timing
+from network.protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, HandshakeTimedOut,
+                                     HelloReceived, LineDiscarded, Messages, PeerRefused,
+                                     PeerSilent, StartTLS, State)
 
 OURS = wire.Hello(9090, "0123456789abcdef", 15000)
 THEIRS = wire.Hello(8080, "fedcba9876543210", 2000)
@@ -319,3 +320,76 @@ def test_a_plain_client_gets_no_heartbeats_and_is_never_judged():
     assert proto.tick(10_000.0) == []
     assert proto.data_to_send() == b""
     assert proto.send_message("to nc", 10_000.0) == b"to nc\n"
+
+
+# -- identities: the certificate hello, TLS, the full hello inside -------------------------
+
+CERT = b"\x30\x82 our certificate"
+THEIR_CERT = b"\x30\x82 their certificate"
+TLS_HELLO = (wire.tls_hello_line(THEIR_CERT) + "\n").encode()
+
+
+def test_with_identities_on_both_sides_the_hellos_lead_to_tls():
+    out = outgoing(cert_der=CERT)
+    assert out.data_to_send() == (wire.tls_hello_line(CERT) + "\n").encode()
+    assert out.receive_data(TLS_HELLO, 0.1) == [StartTLS(THEIR_CERT, server_side=False)]
+    assert out.state is State.SECURING and out.next_deadline() is None  # TLS times itself
+    inc = incoming(cert_der=CERT)
+    assert inc.receive_data(TLS_HELLO, 0.1) == [StartTLS(THEIR_CERT, server_side=True)]
+    assert inc.data_to_send() == (wire.tls_hello_line(CERT) + "\n").encode()
+
+
+def test_inside_tls_the_connecting_side_speaks_first_and_the_other_answers_once_agreed():
+    out, inc = outgoing(cert_der=CERT), incoming(cert_der=CERT)
+    out.receive_data(TLS_HELLO, 0.1)
+    inc.receive_data(TLS_HELLO, 0.1)
+    out.data_to_send(), inc.data_to_send()
+    out.secured_now(0.2)
+    inc.secured_now(0.2)
+    assert out.secured and out.state is State.HANDSHAKE
+    assert out.data_to_send() == OUR_HELLO and inc.data_to_send() == b""
+    assert inc.next_deadline() == 0.2 + T.handshake_timeout_s    # no plain fallback now
+    assert inc.receive_data(HELLO, 0.3) == [HelloReceived(THEIRS)]
+    assert inc.data_to_send() == b""                            # deciding
+    inc.accept_peer(0.3)
+    assert inc.data_to_send() == OUR_HELLO
+
+
+def test_a_refusal_about_who_it_is_tells_it_nothing_of_us():
+    inc = incoming(cert_der=CERT)
+    inc.receive_data(TLS_HELLO, 0.1)
+    inc.data_to_send()
+    inc.secured_now(0.2)
+    inc.receive_data(HELLO, 0.3)
+    inc.refuse(Refusal.UNTRUSTED, 0.3, introduce=False)
+    assert inc.data_to_send() == b"\x01REFUSE untrusted\n"
+
+
+@pytest.mark.parametrize("first", [b"just text\n", TLS_HELLO])
+def test_inside_tls_only_a_full_hello_may_come_first(first):
+    out = outgoing(cert_der=CERT)
+    out.receive_data(TLS_HELLO, 0.1)
+    out.data_to_send()
+    out.secured_now(0.2)
+    out.data_to_send()
+    events = out.receive_data(first, 0.3)
+    assert [type(e) for e in events] == [BadHello] and events[0].refusal is Refusal.MALFORMED
+    assert out.state is State.FINISHING
+
+
+def test_without_an_identity_a_certificate_is_answered_with_the_full_hello_in_plain_text():
+    inc = incoming()                                    # no identity of ours
+    assert inc.receive_data(TLS_HELLO, 0.1) == []
+    assert inc.data_to_send() == OUR_HELLO
+    assert inc.next_deadline() == T.handshake_timeout_s  # its full hello must follow
+    assert inc.receive_data(HELLO, 0.2) == [HelloReceived(THEIRS)]
+    inc.accept_peer(0.2)
+    assert inc.data_to_send() == b"" and not inc.secured
+
+
+def test_offering_tls_to_a_peer_without_an_identity_goes_on_in_plain_text():
+    out = outgoing(cert_der=CERT)
+    out.data_to_send()
+    assert out.receive_data(HELLO, 0.1) == [HelloReceived(THEIRS)]
+    assert out.data_to_send() == OUR_HELLO             # it needs our full hello too
+    assert out.accept_peer(0.1) == [] and out.state is State.PEER and not out.secured
