@@ -42,12 +42,21 @@ import threading
 import time
 from pathlib import Path
 
+# chat.py keeps an identity in its home: the bench's lives in a temporary folder, never in
+# the home of whoever runs it.
+if "CHAT_BENCH_HOME" not in os.environ:
+    import atexit
+    import shutil
+    os.environ["CHAT_BENCH_HOME"] = os.environ["XDG_CONFIG_HOME"] = \
+        tempfile.mkdtemp(prefix="chat-bench-")
+    atexit.register(shutil.rmtree, os.environ["CHAT_BENCH_HOME"], True)
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 PY = sys.executable
 IMPLS = {
     "chat": [PY, str(ROOT / "chat.py"), "0", "--host", "127.0.0.1", "--stay",
-             "--max-peers", "20000"],
+             "--max-peers", "20000", "--max-per-address", "0"],
     "floor": [PY, str(HERE / "refs" / "floor.py"), "0"],
     "asyncio": [PY, str(HERE / "refs" / "asyncio_streams.py"), "0"],
     "threads": [PY, str(HERE / "refs" / "threaded.py"), "0"],
