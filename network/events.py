@@ -79,7 +79,8 @@ class ConnectionEvents:
                 else:
                     self._establish(conn)
             elif kind is LineDiscarded:
-                self._observer.line_too_long(conn.info, event.nbytes, event.limit)
+                if conn.info is not None:
+                    self._observer.line_too_long(conn.info, event.nbytes, event.limit)
             elif kind is Goodbye:
                 if event.duplicate:
                     conn.moved = True        # its place goes to the other connection

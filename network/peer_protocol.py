@@ -42,8 +42,8 @@ from reactor.lines import LineCodec, LineTooLong
 from . import wire
 from .handshake import Handshake
 from .outcomes import Direction, Refusal
-from .protocol_events import (BecamePlain, CloseNow, Goodbye, HandshakeTimedOut, LineDiscarded,
-                              Messages, PeerRefused, PeerSilent, State)
+from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, HandshakeTimedOut,
+                              LineDiscarded, Messages, PeerRefused, PeerSilent, State)
 
 
 @dataclass(frozen=True)
@@ -225,9 +225,16 @@ class PeerProtocol(Handshake):
             if state is State.SECURING:
                 break        # nothing belongs between a certificate and TLS: TLS will fail
             if type(item) is LineTooLong:
+                if state is State.HANDSHAKE and (self.secured or self._awaiting_full_hello):
+                    self._queue(wire.refuse_line(Refusal.MALFORMED))
+                    self._finish(now)
+                    events.append(BadHello(Refusal.MALFORMED, "an endless first line"))
+                    break
                 if state is State.HANDSHAKE:
                     self.state = State.PLAIN
                     events.append(BecamePlain())
+                if state is State.FINISHING:
+                    continue
                 self._flush_texts(texts, events)
                 events.append(LineDiscarded(item.nbytes, self._codec.max_line_bytes))
                 continue

@@ -393,3 +393,11 @@ def test_offering_tls_to_a_peer_without_an_identity_goes_on_in_plain_text():
     assert out.receive_data(HELLO, 0.1) == [HelloReceived(THEIRS)]
     assert out.data_to_send() == OUR_HELLO             # it needs our full hello too
     assert out.accept_peer(0.1) == [] and out.state is State.PEER and not out.secured
+
+
+def test_inside_tls_an_endless_first_line_is_a_bad_hello_not_a_plain_client():
+    out = PeerProtocol(Direction.OUTGOING, OURS, 0.0, max_line_bytes=64, cert_der=CERT)
+    out.secured_now(0.2)                      # (the certificate hellos, then TLS: done)
+    out.data_to_send()
+    events = out.receive_data(b"y" * 100, 0.3)
+    assert [type(e) for e in events] == [BadHello] and out.state is State.FINISHING
