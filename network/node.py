@@ -230,6 +230,7 @@ class Node(ConnectionEvents, IdentityRules):
                                            self.options.connect_timeout_s,
                                            self._tcp_connected, self._tcp_failed)
         except OSError as exc:   # no socket to be had: EMFILE, ENOBUFS ...
+            self._table.unused(attempt.peer_id)
             raise Refused(Refusal.NO_SOCKET, errno=exc.errno) from None
         self._attempt = attempt
         return ip, attempt.peer_id

@@ -419,8 +419,33 @@ def test_sigterm_while_a_peer_is_not_reading_still_exits_promptly(chat):
     took = time.monotonic() - started
     figure("SIGTERM exit with a stalled peer (s)", round(took, 2))
     assert took < 6
+    # Every confirmed message either reached the peer or is counted, exactly.
+    received = read_until_eof(s).count(b"\n")
     s.close()
+    unsent = int(re.search(r"\n(\d+) messages to peer 1 \([^)]*\) were not sent\n",
+                           a.text()).group(1))
+    confirmed = a.text().count("sent to peer 1 ")
+    figure("SIGTERM: confirmed / received / reported unsent", (confirmed, received, unsent))
+    assert unsent > 0 and confirmed == received + unsent
     assert "Traceback" not in a.text("err")
+
+
+def test_a_reset_reports_how_many_messages_were_not_sent(chat):
+    a = chat("0", *LOCAL)
+    s = raw_peer(a.port, rcvbuf=4096)
+    s.sendall(b"x\n")
+    a.wait_for(r"peer 1 \(")
+    writer = threading.Thread(target=_write_lines, args=(a, "send 1 " + "r" * 90 + "\n",
+                                                         100_000), daemon=True)
+    writer.start()
+    wait_until(lambda: a.text().count("sent to peer 1") > 1000, timeout=20,
+               message="buffers to fill")
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()                                       # a reset, with much unread
+    a.wait_for(r"lost the connection to peer 1 \([^)]*\): connection reset by peer\n"
+               r"(\d+) messages to peer 1 \([^)]*\) were not sent\n", timeout=20)
+    a.signal(signal.SIGTERM)
+    a.wait_exit(timeout=10)
 
 
 # -- fuzzing -----------------------------------------------------------------------------------
