@@ -411,8 +411,8 @@ def test_sigterm_while_a_peer_is_not_reading_still_exits_promptly(chat):
                                                          100_000), daemon=True)
     writer.start()
     wait_until(lambda: "sent to peer 1" in a.text(), message="sending to start")
-    wait_until(lambda: a.text().count("sent to peer 1") > 1000, timeout=20,
-               message="buffers to fill")
+    wait_until(_stalled(a), timeout=30, interval=0.3,
+               message="the kernel's buffers and then ours to fill")
     started = time.monotonic()
     a.signal(signal.SIGTERM)
     assert a.wait_exit(timeout=10) == 143
@@ -430,6 +430,18 @@ def test_sigterm_while_a_peer_is_not_reading_still_exits_promptly(chat):
     assert "Traceback" not in a.text("err")
 
 
+def _stalled(proc):
+    """A condition: confirmations have stopped growing (the peer reads nothing)."""
+    seen = [-1]
+
+    def check() -> bool:
+        proc.drain()
+        count = proc.text().count("sent to peer 1 ")
+        stalled, seen[0] = count == seen[0] and count > 1000, count
+        return stalled
+    return check
+
+
 def test_a_reset_reports_how_many_messages_were_not_sent(chat):
     a = chat("0", *LOCAL)
     s = raw_peer(a.port, rcvbuf=4096)
@@ -438,8 +450,7 @@ def test_a_reset_reports_how_many_messages_were_not_sent(chat):
     writer = threading.Thread(target=_write_lines, args=(a, "send 1 " + "r" * 90 + "\n",
                                                          100_000), daemon=True)
     writer.start()
-    wait_until(lambda: a.text().count("sent to peer 1") > 1000, timeout=20,
-               message="buffers to fill")
+    wait_until(_stalled(a), timeout=30, interval=0.3, message="buffers to fill")
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()                                       # a reset, with much unread
     a.wait_for(r"lost the connection to peer 1 \([^)]*\): connection reset by peer\n"
