@@ -36,7 +36,7 @@ States::
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reactor.lines import LineCodec, LineTooLong
 
@@ -78,6 +78,13 @@ class BecamePlain:
 @dataclass(frozen=True)
 class Messages:
     texts: list
+
+
+@dataclass(frozen=True)
+class NameChanged:
+    """A chat.py peer now calls itself ``name`` (``None``: no name, or ``bad`` was refused)."""
+    name: str | None
+    bad: str | None = None      # the text it announced, if that is not a name (peer text)
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,7 @@ class PeerProtocol:
         self._answered = direction is Direction.OUTGOING   # our hello is on its way
         self._held: list = []            # lines that came behind the hello being decided
         self._deliver_when_finishing = False
+        self._announced = ours.name      # the name the other side last heard from us
         if direction is Direction.OUTGOING:
             self._queue(wire.hello_line(ours))
 
@@ -183,6 +191,22 @@ class PeerProtocol:
             self._queue(wire.control_line(wire.BYE))
             self.last_sent = now
 
+    def send_name(self, name: str | None, now: float) -> None:
+        """We are called ``name`` from now on: tell a chat.py peer (a plain client hears nothing).
+
+        A hello not yet sent carries it; one already sent is followed by a
+        NAME line once the other side is known to be chat.py.
+        """
+        self.ours = replace(self.ours, name=name)
+        if self.state is State.PEER:
+            self._announce_name(now)
+
+    def _announce_name(self, now: float) -> None:
+        if self._announced != self.ours.name:
+            self._announced = self.ours.name
+            self._queue(wire.name_line(self.ours.name))
+            self.last_sent = now
+
     @property
     def speaks_protocol(self) -> bool:
         return self.theirs is not None
@@ -198,6 +222,7 @@ class PeerProtocol:
         """Send our hello now and decide later (the node waits for its own connect)."""
         if not self._answered:
             self._answered = True
+            self._announced = self.ours.name
             self._queue(wire.hello_line(self.ours))
             self.last_sent = now
 
@@ -206,6 +231,7 @@ class PeerProtocol:
         self.answer_hello(now)
         self.state = State.PEER
         self.last_received = now
+        self._announce_name(now)      # renamed after our hello left
         return self._decided(now)
 
     def refuse(self, refusal: Refusal, now: float, argument: int | str | None = None) -> list:
@@ -336,6 +362,9 @@ class PeerProtocol:
         verb, words = wire.split_control(line)
         if verb == wire.BYE:
             return [Goodbye()]
+        if verb == wire.NAME:
+            name, bad = wire.parse_name(" ".join(words) if words else None)
+            return [NameChanged(name, bad)]
         if verb == wire.REFUSE:
             self._finish(self.last_received)
             return [PeerRefused(wire.parse_refuse(words))]
