@@ -120,6 +120,15 @@ class Connection(Protocol):
         self._write_message(text)
         done(True)
 
+    def send_encoded(self, text: str, data: bytes, now: float) -> bool:
+        """One message already encoded (``send_to_all``): False if it must wait its turn."""
+        if self.waiting or self.transport.write_paused:
+            return False
+        self._flush()
+        if self.protocol.sending(now) and not self.transport.closed:
+            self._account(data)
+        return True
+
     def flush_waiting(self) -> None:
         """Exit: everything waiting goes into the buffer now (the grace period bounds it)."""
         while self.waiting:
@@ -147,15 +156,18 @@ class Connection(Protocol):
         self._flush()                         # control lines queued before it go first
         data = self.protocol.send_message(text, self._reactor.time())
         if data and not self.transport.closed:
-            self.transport.write(data)
-            self._written += len(data)
-            ends = self._message_ends
-            ends.append(self._written)
-            sent = self._written - self.transport.get_write_buffer_size()
-            while ends[0] <= sent:
-                ends.popleft()
-                if not ends:
-                    break
+            self._account(data)
+
+    def _account(self, data: bytes) -> None:
+        self.transport.write(data)
+        self._written += len(data)
+        ends = self._message_ends
+        ends.append(self._written)
+        sent = self._written - self.transport.get_write_buffer_size()
+        while ends[0] <= sent:
+            ends.popleft()
+            if not ends:
+                break
 
     def unsent_messages(self) -> int:
         """Messages confirmed as sent that never fully left our own buffer."""

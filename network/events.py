@@ -15,8 +15,8 @@ from dataclasses import replace
 from .connection import Connection
 from .outcomes import CloseReason, ConnectFailed, Direction, Failure, Lost, Refusal
 from .peer_protocol import (BadHello, BecamePlain, CloseNow, Goodbye, HandshakeTimedOut,
-                            HelloReceived, LineDiscarded, Messages, PeerRefused, PeerSilent,
-                            State)
+                            HelloReceived, LineDiscarded, Messages, NameChanged, PeerRefused,
+                            PeerSilent, State)
 from .peers import PeerInfo
 
 
@@ -75,6 +75,8 @@ class ConnectionEvents:
                 self._establish(conn)
             elif kind is LineDiscarded:
                 self._observer.line_too_long(conn.info, event.nbytes, event.limit)
+            elif kind is NameChanged:
+                self._renamed(conn, event.name, event.bad)
             elif kind is Goodbye:
                 conn.close_reason = conn.close_reason or CloseReason.LEFT
             elif kind is PeerSilent:
@@ -88,6 +90,30 @@ class ConnectionEvents:
                 conn.abort()
             elif kind is CloseNow:
                 conn.abort()
+
+    # -- names ----------------------------------------------------------------------------
+
+    def _shown_name(self, node_id: str | None, announced: str | None) -> str | None:
+        """The name we show for a peer: for now, what it announced.
+
+        Names are labels, not proof. When identities and trust arrive, the
+        name our user gave a peer when trusting it belongs here, and wins
+        over whatever the peer announces.
+        """
+        return announced
+
+    def _renamed(self, conn: Connection, announced: str | None, bad: str | None) -> None:
+        before = conn.info
+        if before is None or self._by_id.get(before.id) is not conn:
+            return                            # retired or going: nobody to tell about
+        name = self._shown_name(before.node_id, announced)
+        if name != before.name:
+            after = replace(before, name=name)
+            self._table.put(after)
+            conn.info = after
+            self._observer.peer_renamed(before, after)
+        if bad is not None:
+            self._observer.bad_name(conn.info, bad)
 
     def _peer_refused(self, conn: Connection, refusal) -> None:
         if self._attempt is not None and self._attempt.conn is conn:
@@ -212,10 +238,13 @@ class ConnectionEvents:
             conn.info = info
         elif conn.info is not None:                   # a plain connection was chat.py
             info = replace(conn.info, speaks_protocol=True, node_id=hello.node_id,
-                           port=conn.info.port if conn.target else hello.port)
+                           port=conn.info.port if conn.target else hello.port,
+                           name=self._shown_name(hello.node_id, hello.name))
             self._table.put(info)
             conn.info = info
             self._observer.peer_upgraded(info)
+            if hello.bad_name is not None:
+                self._observer.bad_name(info, hello.bad_name)
         else:
             self._establish(conn)
         conn.handle(events)
@@ -229,12 +258,15 @@ class ConnectionEvents:
             port = hello.port if hello else conn.transport.peername[1]
         peer_id = conn.peer_id or self._table.reserve()
         info = PeerInfo(peer_id, host, port, conn.direction, hello is not None,
-                        hello.node_id if hello else None)
+                        hello.node_id if hello else None,
+                        self._shown_name(hello.node_id, hello.name) if hello else None)
         self._pending.discard(conn)
         self._table.put(info)
         self._by_id[peer_id] = conn
         conn.info, conn.peer_id = info, peer_id
         self._observer.peer_connected(info)
+        if hello is not None and hello.bad_name is not None:
+            self._observer.bad_name(info, hello.bad_name)
         attempt = self._attempt
         if attempt is not None and attempt.conn is conn:
             self._settle(attempt, None)

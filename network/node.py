@@ -40,6 +40,7 @@ from .admission import MAX_FAREWELLS, Admission
 from .attempt import Attempt
 from .connection import Connection
 from .events import ConnectionEvents
+from .names import BadName, check_name
 from .outcomes import CloseReason, ConnectFailed, Direction, Failure, Lost, Refusal, Refused
 from .peer_protocol import PeerProtocol, Timing
 from .peers import PeerInfo, PeerTable
@@ -56,12 +57,15 @@ class NodeOptions:
     send_timeout_s: float = 30.0
     max_peers: int = 100
     max_per_address: int = 10
+    name: str | None = None        # announced to chat.py peers (already checked)
     timing: Timing = field(default_factory=Timing)
 
 
 class Observer(TypingProtocol):
     def peer_connected(self, info: PeerInfo) -> None: ...
     def peer_upgraded(self, info: PeerInfo) -> None: ...
+    def peer_renamed(self, before: PeerInfo, after: PeerInfo) -> None: ...
+    def bad_name(self, info: PeerInfo, text: str) -> None: ...
     def peer_lost(self, info: PeerInfo, lost: Lost) -> None: ...
     def messages_received(self, info: PeerInfo, texts: list) -> None: ...
     def line_too_long(self, info: PeerInfo, nbytes: int, limit: int) -> None: ...
@@ -83,6 +87,7 @@ class Node(ConnectionEvents):
         heartbeat_ms = min(max(round(self.options.heartbeat_s * 1000), wire.MIN_HEARTBEAT_MS),
                            wire.MAX_HEARTBEAT_MS)
         self._heartbeat_ms = heartbeat_ms
+        self.name = self.options.name
         self._table = PeerTable()
         self._by_id: dict[int, Connection] = {}     # established, live
         self._pending: set[Connection] = set()      # still in their handshake
@@ -115,7 +120,7 @@ class Node(ConnectionEvents):
         return my_ipv4()
 
     def _hello(self) -> wire.Hello:
-        return wire.Hello(self.port, self.node_id, self._heartbeat_ms)
+        return wire.Hello(self.port, self.node_id, self._heartbeat_ms, self.name)
 
     def _new_connection(self, direction: Direction, ip: str) -> Connection:
         protocol = PeerProtocol(direction, self._hello(), self._reactor.time(),
@@ -249,6 +254,55 @@ class Node(ConnectionEvents):
         that waits for ``done``); ``done(False)`` if the connection ends first.
         """
         self._by_id[peer_id].send(text, done)
+
+    def send_to_all(self, text: str, done: Callable[[list], None]) -> int:
+        """One message to every open connection; returns how many there are.
+
+        The text is encoded once and goes straight into the buffer of every
+        connection below its high-water mark; a connection above it gets it
+        later, in order, as with :meth:`send`, and nobody waits for it.
+        ``done(missed)`` comes once every connection has it in its buffer or
+        has closed; ``missed`` lists the :class:`PeerInfo` of those that
+        closed first.
+        """
+        conns = list(self._by_id.values())
+        missed: list = []
+        waiting = 0
+
+        def one_done(conn: Connection, ok: bool) -> None:
+            nonlocal waiting
+            if not ok:
+                missed.append(conn.info)
+            waiting -= 1
+            if waiting == 0:
+                done(missed)
+
+        data = text.encode("utf-8") + b"\n"
+        now = self._reactor.time()
+        for conn in conns:
+            if not conn.send_encoded(text, data, now):
+                waiting += 1
+                conn.waiting.append((text, lambda ok, conn=conn: one_done(conn, ok)))
+        if waiting == 0:
+            done(missed)
+        return len(conns)
+
+    def set_name(self, name: str | None) -> int:
+        """Call ourselves ``name`` from now on (``None``: no name); returns the chat.py peers told.
+
+        Raises :class:`Refused` (``BAD_NAME``) for a name that breaks the rule.
+        """
+        if name is not None:
+            try:
+                name = check_name(name)
+            except BadName as exc:
+                raise Refused(Refusal.BAD_NAME, problem=exc.problem, detail=exc.char) from None
+        self.name = name
+        now = self._reactor.time()
+        for conn in [*self._by_id.values(), *self._pending]:
+            conn.protocol.send_name(name, now)
+            conn.handle([])
+        return sum(1 for conn in self._by_id.values() if conn.protocol.speaks_protocol)
 
     def pause_reading(self) -> None:
         """Stop reading from every peer (our output is congested): TCP pushes back on them."""

@@ -181,10 +181,16 @@ class PeerProtocol:
         The caller has checked that it has no control characters. Nothing is
         sent once the connection is finishing.
         """
-        if self.state is State.PEER or self.state is State.PLAIN:
-            self.last_sent = now
+        if self.sending(now):
             return text.encode("utf-8") + b"\n"
         return b""
+
+    def sending(self, now: float) -> bool:
+        """A message goes out now (already encoded by the caller)? False once finishing."""
+        if self.state is State.PEER or self.state is State.PLAIN:
+            self.last_sent = now
+            return True
+        return False
 
     def send_bye(self, now: float) -> None:
         if self.state is State.PEER:

@@ -29,6 +29,7 @@ class PeerInfo:
     direction: Direction
     speaks_protocol: bool   # a chat.py peer (False for nc and other programs)
     node_id: str | None = None
+    name: str | None = None     # what it calls itself (chat.py peers only; a label, not proof)
 
     @property
     def address(self) -> str:
