@@ -57,6 +57,30 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _name(text: str) -> str | None:
+    """--name: a name by the rule every peer checks (the empty string: no name)."""
+    if text == "":
+        return None
+    from network.names import BadName, check_name
+    try:
+        return check_name(text)
+    except BadName as exc:
+        from commands.words import bad_name
+        from network.outcomes import Refusal, Refused
+        raise argparse.ArgumentTypeError(
+            bad_name(text, Refused(Refusal.BAD_NAME, problem=exc.problem, detail=exc.char)))
+
+
+def _default_name() -> str | None:
+    """The login name, if it is a valid name; else none."""
+    import getpass
+    from network.names import maybe_name
+    try:
+        return maybe_name(getpass.getuser())
+    except Exception:  # noqa: BLE001 - no login name to be had (KeyError, OSError ...)
+        return None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -83,6 +107,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-per-address", type=_count_or_zero, default=10, metavar="N",
                         help="refuse incoming connections from one IP address beyond N "
                              "(default: 10; 0 for no limit)")
+    parser.add_argument("--name", type=_name, default=False, metavar="NAME",
+                        help="the name chat.py peers see (default: your login name; "
+                             "--name '' for none)")
+    parser.add_argument("--timestamps", action="store_true",
+                        help="start every event and message line with the time [HH:MM:SS]")
     parser.add_argument("--no-color", action="store_true",
                         help="no colours at a terminal (NO_COLOR=1 and TERM=dumb do the same)")
     parser.add_argument("--stay", action="store_true",
@@ -157,11 +186,12 @@ def run(args: argparse.Namespace) -> int:
     interactive = os.isatty(0) and os.isatty(1)
     color = (interactive and not args.no_color and not os.environ.get("NO_COLOR")
              and os.environ.get("TERM") != "dumb")
-    console = Console(encoding=encoding, color=color)
+    console = Console(encoding=encoding, color=color, timestamps=args.timestamps)
     reactor.add_after_turn(console.flush)
     options = NodeOptions(connect_timeout_s=args.connect_timeout, heartbeat_s=args.heartbeat,
                           send_timeout_s=args.send_timeout, max_peers=args.max_peers,
-                          max_per_address=args.max_per_address)
+                          max_per_address=args.max_per_address,
+                          name=_default_name() if args.name is False else args.name)
     node = Node(reactor, console, options)
     try:
         node.listen(host, args.port)

@@ -5,7 +5,7 @@ from .connections import Connect, List, Terminate
 from .console import Console
 from .info import Help, MyIp, MyPort
 from .lifecycle import Exit
-from .messaging import Send
+from .messaging import Name, Send
 from .registry import CommandRegistry
 from .queue import CommandRunner
 
@@ -13,7 +13,7 @@ from .queue import CommandRunner
 def default_registry() -> CommandRegistry:
     """The built-in commands, in the order `help` lists them."""
     registry = CommandRegistry()
-    for command in (Help(), MyIp(), MyPort(), Connect(), List(), Terminate(), Send(), Exit()):
+    for command in (Help(), MyIp(), MyPort(), Connect(), List(), Terminate(), Send(), Name(), Exit()):
         registry.add(command)
     return registry
 

@@ -1,10 +1,11 @@
-"""Tab completion for the interactive line editor: command names, then live ids."""
+"""Tab completion for the interactive line editor: command names, then live ids and names."""
 
 from __future__ import annotations
 
 from typing import Callable
 
 from .base import NodeAPI
+from .sanitize import sanitize
 
 
 def make_completer(registry, node: NodeAPI) -> Callable[[str], list[str]]:
@@ -16,7 +17,12 @@ def make_completer(registry, node: NodeAPI) -> Callable[[str], list[str]]:
             return [name for name in registry.names() if name.startswith(words[0])]
         command = registry.get(words[0].lower())
         if len(words) == 2 and command is not None and command.completes_ids:
-            return [str(p.id) for p in node.peers() if str(p.id).startswith(words[1])]
+            peers = node.peers()
+            choices = [str(p.id) for p in peers]
+            choices += sorted({sanitize(p.name) for p in peers if p.name is not None})
+            if command.completes_all:
+                choices.append("all")
+            return [choice for choice in choices if choice.startswith(words[1])]
         return []
 
     return complete

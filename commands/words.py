@@ -11,9 +11,10 @@ from __future__ import annotations
 import errno as errnos
 import os
 
-from network.outcomes import CloseReason, ConnectFailed, Failure, Lost, Refusal, Refused
+from network.outcomes import (CloseReason, ConnectFailed, Failure, Lost, NameProblem, Refusal,
+                              Refused)
 
-from .sanitize import sanitize
+from .sanitize import sanitize, shorten
 
 _ERRNO_WORDS = {
     errnos.ECONNREFUSED: "connection refused (nothing is listening on that port)",
@@ -49,7 +50,49 @@ def errno_words(code: int | None) -> str:
 
 
 def peer(info) -> str:
-    return f"peer {info.id} ({info.host}:{info.port})"
+    """How a connection is named everywhere: ``peer 3 alice (10.0.0.7:9090)``."""
+    if info.name is None:
+        return f"peer {info.id} ({info.host}:{info.port})"
+    return f"peer {info.id} {sanitize(info.name)} ({info.host}:{info.port})"
+
+
+NAME_RULE = ('a name is 1 to 32 letters or digits (any script), "-", "_" or ".", '
+             'not all digits and not "all"')
+
+
+def bad_name(text: str, refused: Refused) -> str:
+    """Why ``text`` cannot be our name."""
+    problem, char = refused.problem, refused.detail
+    if problem is NameProblem.CHARACTER:
+        what = "a space" if char == " " else f'"{sanitize(char)}"'
+        why = f"it contains {what}"
+    else:
+        why = {NameProblem.EMPTY: "it is empty", NameProblem.TOO_LONG: "it is too long",
+               NameProblem.DIGITS: "it is all digits (that reads as an id)",
+               NameProblem.RESERVED: 'it is "all" (send all means everyone)'}.get(problem, "")
+    return f'"{shorten(sanitize(text), 40)}" cannot be a name: {why}; {NAME_RULE}'
+
+
+def renamed(before, after) -> str:
+    if after.name is None:
+        return f"{peer(before)} no longer has a name"
+    return f"{peer(before)} is now known as {sanitize(after.name)}"
+
+
+def refused_name(info, text: str) -> str:
+    return (f'{peer(info)} announced "{sanitize(text)}" as its name; that is not a name, so '
+            f"it is shown without one")
+
+
+def sent_to_all(count: int, missed: list) -> str:
+    """The one confirmation of ``send all`` (before the text)."""
+    if not missed:
+        return f"sent to {plural(count, 'connection')}:"
+    who = ", ".join(peer(info) for info in missed[:3])
+    if len(missed) > 3:
+        who += f" and {len(missed) - 3} more"
+    closed = "it closed first" if len(missed) == 1 else "they closed first"
+    return f"sent to {count - len(missed)} of {plural(count, 'connection')} (not to {who}: {closed}):"
 
 
 def address_problem(value: str) -> str:

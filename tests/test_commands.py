@@ -113,8 +113,8 @@ def test_help_is_generated_from_the_registry(h):
     out = h.out()
     assert out[0] == "commands:"
     for command in h.registry:
-        assert any(line.startswith(f"  {command.synopsis} ") and line.endswith(command.summary)
-                   for line in out), command.name
+        assert any(line.startswith(f"  {command.name} ") and line.endswith(command.summary)
+                   and command.usage in line for line in out), command.name
     assert out[-1] == 'type "help <command>" for more about one command'
     h.run("help send")
     assert "usage: send <id> <message>" in h.out()
@@ -128,9 +128,9 @@ def test_info_commands(h):
 
 def test_list(h):
     h.run("list")
-    assert h.out() == ["id  IP address  port  connection",
-                       " 1  10.0.0.2    8080  you connected",
-                       " 3  10.0.0.3    7070  it connected, not chat.py"]
+    assert h.out() == ["id  name  IP address  port  connection",
+                       " 1  -     10.0.0.2    8080  you connected",
+                       " 3  -     10.0.0.3    7070  it connected, not chat.py"]
     h.node.table.clear()
     h.run("list")
     assert h.out()[-1] == 'no connections; open one with "connect <ip> <port>"'
@@ -142,8 +142,8 @@ def test_list(h):
     ("myport now", '"myport" takes no arguments; usage: myport'),
     ("send", '"send" needs more arguments; usage: send <id> <message>'),
     ("send 1", "empty message; usage: send <id> <message>"),
-    ("send one hi", '"one" is not a connection id; ids are the numbers that "list" shows'),
-    ("send -1 hi", '"-1" is not a connection id; ids are the numbers that "list" shows'),
+    ("send one hi", 'no connection with id or name "one"; type "list" to see the connections'),
+    ("send -1 hi", 'no connection with id or name "-1"; type "list" to see the connections'),
     ("send 2 hi", 'no connection with id 2; type "list" to see the connections'),
     ("send 1 " + "a" * 101, "message is 101 characters long; the limit is 100 (nothing was sent)"),
     ("send 1 esc\x1b[2J", r"messages cannot contain control characters (found \x1b); "
@@ -152,7 +152,7 @@ def test_list(h):
                                 "nothing was sent"),
     ("terminate", '"terminate" needs more arguments; usage: terminate <id>'),
     ("terminate 1 2", '"terminate" takes at most 1 argument(s); usage: terminate <id>'),
-    ("terminate x", '"x" is not a connection id; ids are the numbers that "list" shows'),
+    ("terminate x", 'no connection with id or name "x"; type "list" to see the connections'),
     ("connect 1.2.3.4", '"connect" needs more arguments; usage: connect <ip> <port>'),
     ("connect 1.2.3.4 abc", '"abc" is not a port; a port is a number from 1 to 65535'),
     ("connect 1.2.3.4 0", '"0" is not a port; a port is a number from 1 to 65535'),
@@ -274,7 +274,7 @@ def test_registry_refuses_duplicates_and_keeps_order():
     with pytest.raises(CommandError):
         registry.split("b")
     assert default_registry().names() == ["help", "myip", "myport", "connect", "list",
-                                          "terminate", "send", "exit"]
+                                          "terminate", "send", "name", "exit"]
 
 
 def test_console_stops_writing_when_stdout_is_gone():

@@ -294,7 +294,7 @@ def test_a_frozen_peer_is_dropped_by_heartbeat_and_a_quiet_raw_peer_is_not(chat)
         figure("frozen peer (heartbeat 1 s) dropped after (s)", round(took, 2))
         assert took < 8
         a.type("list")
-        a.wait_for(r"\n +2  127\.0\.0\.1 +\d+  it connected, not chat\.py\n")
+        a.wait_for(r"\n +2  - +127\.0\.0\.1 +\d+  it connected, not chat\.py\n")
         assert "dropped peer 2" not in a.text()
     finally:
         os.kill(b.pid, signal.SIGCONT)
@@ -446,7 +446,7 @@ def test_seeded_fuzz_from_many_peers(chat):
             assert latency_of_myport(a) < 5
     assert latency_of_myport(a) < 5
     a.type("list")
-    a.wait_for(r"(no connections|id  IP address)")
+    a.wait_for(r"(no connections|id  name +IP address)")
     assert not FORBIDDEN.search(a.raw()), "a control byte reached stdout"
     assert "Traceback" not in a.text("err") and "internal error" not in a.text("err")
     assert a.proc.poll() is None
