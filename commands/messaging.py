@@ -90,6 +90,7 @@ class Name(Command):
                "plain clients (nc) never see it.\n"
                "A name is a label anyone can claim, not proof.")
     max_args = 1
+    rest_of_line = True      # so "name al ice" is told what is wrong with the space
 
     def run(self, ctx: Context, args: list[str]) -> None:
         if not args:
