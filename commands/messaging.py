@@ -64,12 +64,12 @@ class Send(Command):
         ctx.node.send(info.id, text, done)
 
     def _send_all(self, ctx: Context, text: str) -> None:
-        count = len(ctx.node.peers())
-        if not count:
-            raise CommandError('no connections to send to; open one with "connect <ip> <port>"')
-
-        def done(missed: list) -> None:
-            ctx.console.sent_to_all(count, missed, text)
+        def done(count: int, missed: list) -> None:
+            if count:
+                ctx.console.sent_to_all(count, missed, text)
+            else:
+                ctx.console.error('no connections to send to; open one with '
+                                  '"connect <ip> <port>"')
             self._unconfirmed -= 1
             if self._release is not None and self._unconfirmed < MAX_UNCONFIRMED_BROADCASTS:
                 release, self._release = self._release, None

@@ -52,7 +52,7 @@ class Connection(Protocol):
         self._eof_sent = False
         # Accounts: bytes handed to the transport, and where each message ends.
         self._written = 0
-        self._message_ends: collections.deque = collections.deque()
+        self._message_ends: list[int] = []    # ascending
         self.waiting: collections.deque = collections.deque()   # (text, done) above high water
         # The node's bookkeeping.
         self.info = None            # PeerInfo once established (or the peer it stands for)
@@ -120,12 +120,17 @@ class Connection(Protocol):
         self._write_message(text)
         done(True)
 
-    def send_encoded(self, text: str, data: bytes, now: float) -> bool:
-        """One message already encoded (``send_to_all``): False if it must wait its turn."""
+    def send_batch(self, data: bytes, ends: list, now: float) -> bool:
+        """Messages already encoded and joined (``ends``: where each ends in ``data``).
+
+        False if they must wait their turn (write paused, or messages waiting).
+        """
         if self.waiting or self.transport.write_paused:
             return False
-        self._flush()
+        self._flush()                         # control lines queued before them go first
         if self.protocol.sending(now) and not self.transport.closed:
+            base = self._written
+            self._message_ends.extend(map(base.__add__, ends))
             self._account(data)
         return True
 
@@ -156,18 +161,17 @@ class Connection(Protocol):
         self._flush()                         # control lines queued before it go first
         data = self.protocol.send_message(text, self._reactor.time())
         if data and not self.transport.closed:
+            self._message_ends.append(self._written + len(data))
             self._account(data)
 
     def _account(self, data: bytes) -> None:
+        """Write ``data`` (its messages' ends already noted) and forget the ends sent."""
         self.transport.write(data)
         self._written += len(data)
         ends = self._message_ends
-        ends.append(self._written)
         sent = self._written - self.transport.get_write_buffer_size()
-        while ends[0] <= sent:
-            ends.popleft()
-            if not ends:
-                break
+        if ends[0] <= sent:
+            del ends[:bisect.bisect_right(ends, sent)]
 
     def unsent_messages(self) -> int:
         """Messages confirmed as sent that never fully left our own buffer."""

@@ -31,8 +31,7 @@ class NamedNode:
         return getattr(self._node, attr)
 
     def send_to_all(self, text, done):
-        self.broadcasts.append((text, done))
-        return len(self.table)
+        self.broadcasts.append((text, lambda missed: done(len(self.table), missed)))
 
     def set_name(self, name):
         try:
@@ -100,6 +99,8 @@ def test_send_all_confirms_once_with_who_did_not_get_it(h):
     assert h.err() == ["error: the message was not sent: 4 connections closed first"]
     h.node.table.clear()
     h.run("send all anyone")
+    h.node.broadcasts[3][1]([])                      # nobody was there
+    h.turn()
     assert h.err()[-1] == ('error: no connections to send to; open one with '
                            '"connect <ip> <port>"')
 

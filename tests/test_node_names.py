@@ -81,12 +81,12 @@ def test_send_to_all_does_not_wait_for_a_peer_that_reads_nothing(net):
     # Until the slow peer's buffer is above its high-water mark and a message waits.
     while not any(conn.waiting for conn in a._by_id.values()):
         n += 1
-        assert a.send_to_all(f"m{n:06d} " + "x" * 90, confirmed.append) == 2
+        a.send_to_all(f"m{n:06d} " + "x" * 90, lambda *done: confirmed.append(done))
         a._reactor.run_once()
         assert n < 100_000
     for k in range(20):                                  # and some more behind it
         n += 1
-        a.send_to_all(f"m{n:06d} " + "x" * 90, confirmed.append)
+        a.send_to_all(f"m{n:06d} " + "x" * 90, lambda *done: confirmed.append(done))
     # The fast peer gets every one of them while the slow one reads nothing.
     net.until(lambda: _drain(fast, got_fast) or got_fast.count(b"\n") == n)
     assert len(confirmed) < n                            # the slow one's are not all in
@@ -94,7 +94,7 @@ def test_send_to_all_does_not_wait_for_a_peer_that_reads_nothing(net):
     net.until(lambda: _drain(slow, got_slow) or got_slow.count(b"\n") == n)
     expected = b"".join(b"m%06d " % k + b"x" * 90 + b"\n" for k in range(1, n + 1))
     assert bytes(got_fast) == expected and bytes(got_slow) == expected
-    assert confirmed == [[]] * n
+    assert confirmed == [(2, [])] * n
     slow.close(), fast.close()
 
 
@@ -102,14 +102,42 @@ def test_send_to_all_names_those_that_closed_first(net):
     a = net(max_per_address=0)
     slow, fast = _plain_client(a, 4096), _plain_client(a)
     net.until(lambda: len(a.peers()) == 2)
-    confirmed = []
+    confirmed, sent = [], 0
     while not any(conn.waiting for conn in a._by_id.values()):
-        a.send_to_all("y" * 99, confirmed.append)
+        a.send_to_all("y" * 99, lambda *done: confirmed.append(done))
+        sent += 1
         a._reactor.run_once()
-    a.send_to_all("last", confirmed.append)
+    a.send_to_all("last", lambda *done: confirmed.append(done))
+    net.until(lambda: not a._fanout)                      # it has left (or waits) for both
     slow_id = next(i for i, conn in a._by_id.items() if conn.waiting)
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     slow.close()                                          # a reset: nothing more is read
-    net.until(lambda: confirmed and confirmed[-1])
-    assert [info.id for info in confirmed[-1]] == [slow_id]
+    net.until(lambda: len(confirmed) == sent + 1)
+    assert confirmed[-1][0] == 2 and [info.id for info in confirmed[-1][1]] == [slow_id]
     fast.close()
+
+
+def test_send_to_all_coalesces_while_messages_keep_coming_and_a_lone_one_leaves_at_once(net):
+    from network.node import FANOUT_BATCH_BYTES
+    a = net(max_per_address=0)
+    peer = _plain_client(a)
+    net.until(lambda: a.peers())
+    conn = next(iter(a._by_id.values()))
+    writes = []
+    real_send_batch = conn.send_batch
+    conn.send_batch = lambda data, ends, now: (writes.append(len(data))
+                                               or real_send_batch(data, ends, now))
+    confirmed = []
+    a.send_to_all("alone", lambda *done: confirmed.append(done))
+    a._reactor.run_once()
+    a._reactor.run_once()                 # the turn after adds nothing: out it goes
+    assert writes == [len(b"alone\n")] and confirmed == [(1, [])]
+    message = "z" * 99                    # 100 bytes on the wire
+    per_batch = -(-FANOUT_BATCH_BYTES // 100)
+    for _ in range(per_batch + 5):        # one a turn, as a script's commands come
+        a.send_to_all(message, lambda *done: confirmed.append(done))
+        a._reactor.run_once()
+    assert writes[1:] == [per_batch * 100]
+    a._reactor.run_once()
+    assert writes[1:] == [per_batch * 100, 500] and len(confirmed) == per_batch + 6
+    peer.close()
