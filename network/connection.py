@@ -52,7 +52,9 @@ class Connection(Protocol):
         self._eof_sent = False
         # Accounts: bytes handed to the transport, and where each message ends.
         self._written = 0
-        self._message_ends: list[int] = []    # ascending
+        # (base, ends): messages that end at base + each of ends (ascending); a batch of
+        # send_to_all shares one ``ends`` list with every connection.
+        self._messages: collections.deque = collections.deque()
         self.waiting: collections.deque = collections.deque()   # (text, done) above high water
         # The node's bookkeeping.
         self.info = None            # PeerInfo once established (or the peer it stands for)
@@ -129,8 +131,7 @@ class Connection(Protocol):
             return False
         self._flush()                         # control lines queued before them go first
         if self.protocol.sending(now) and not self.transport.closed:
-            base = self._written
-            self._message_ends.extend(map(base.__add__, ends))
+            self._messages.append((self._written, ends))
             self._account(data)
         return True
 
@@ -161,17 +162,17 @@ class Connection(Protocol):
         self._flush()                         # control lines queued before it go first
         data = self.protocol.send_message(text, self._reactor.time())
         if data and not self.transport.closed:
-            self._message_ends.append(self._written + len(data))
+            self._messages.append((self._written, (len(data),)))
             self._account(data)
 
     def _account(self, data: bytes) -> None:
-        """Write ``data`` (its messages' ends already noted) and forget the ends sent."""
+        """Write ``data`` (its messages already noted) and forget those wholly sent."""
         self.transport.write(data)
         self._written += len(data)
-        ends = self._message_ends
+        messages = self._messages
         sent = self._written - self.transport.get_write_buffer_size()
-        if ends[0] <= sent:
-            del ends[:bisect.bisect_right(ends, sent)]
+        while messages and messages[0][0] + messages[0][1][-1] <= sent:
+            messages.popleft()
 
     def unsent_messages(self) -> int:
         """Messages confirmed as sent that never fully left our own buffer."""
@@ -180,8 +181,8 @@ class Connection(Protocol):
             return 0
         left = transport.get_write_buffer_size() + transport.dropped_bytes
         sent = self._written - left
-        ends = list(self._message_ends)
-        return len(ends) - bisect.bisect_right(ends, sent)
+        return sum(len(ends) - bisect.bisect_right(ends, sent - base)
+                   for base, ends in self._messages)
 
     # -- keeping the protocol's promises --------------------------------------------------
 
