@@ -24,8 +24,6 @@ not yet shown, so the user sees one ``connected to peer N`` under the id the
 
 from __future__ import annotations
 
-import functools
-import itertools
 import os
 import socket
 from dataclasses import dataclass, field
@@ -42,6 +40,7 @@ from .admission import MAX_FAREWELLS, Admission
 from .attempt import Attempt
 from .connection import Connection
 from .events import ConnectionEvents
+from .fanout import Fanout
 from .names import BadName, check_name
 from .outcomes import CloseReason, ConnectFailed, Direction, Failure, Lost, Refusal, Refused
 from .peer_protocol import PeerProtocol, Timing
@@ -50,7 +49,6 @@ from .peers import PeerInfo, PeerTable
 SHUTDOWN_FLUSH_S = 2.0      # exit waits this long for buffered messages to leave
 TERMINATE_FLUSH_S = 2.0     # terminate waits this long, then closes anyway
 STALL_CHECK_S = 1.0         # how often a peer that reads nothing is looked for
-FANOUT_BATCH_BYTES = 32 * 1024   # send_to_all coalesces up to this while a script runs
 
 
 @dataclass
@@ -96,9 +94,7 @@ class Node(ConnectionEvents):
         self._pending: set[Connection] = set()      # still in their handshake
         self._lingering: set[Connection] = set()    # terminated, refused, retired: closing
         self._attempt: Attempt | None = None        # our one connect in flight
-        self._fanout: list = []                     # send_to_all's batch: (text, bytes, done)
-        self._fanout_bytes = 0
-        self._fanout_fresh = False                  # the batch grew during this turn
+        self._fanout = Fanout(reactor, lambda: list(self._by_id.values()))
         self._admission = Admission(self.options.max_peers, self.options.max_per_address,
                                     reactor.call_later, observer.incoming_refused)
         self._listener: Listener | None = None
@@ -245,7 +241,7 @@ class Node(ConnectionEvents):
 
     def terminate(self, peer_id: int) -> PeerInfo:
         """Close one connection: what is buffered gets ``TERMINATE_FLUSH_S`` to leave."""
-        self._flush_fanout()
+        self._fanout.flush()
         conn = self._by_id.pop(peer_id)
         info = self._table.remove(peer_id)
         conn.close_reason = CloseReason.TERMINATED
@@ -260,57 +256,15 @@ class Node(ConnectionEvents):
         Above the buffer's high-water mark it waits (and so does a caller
         that waits for ``done``); ``done(False)`` if the connection ends first.
         """
-        self._flush_fanout()
+        self._fanout.flush()
         self._by_id[peer_id].send(text, done)
 
     def send_to_all(self, text: str, done: Callable[[int, list], None]) -> None:
         """One message to every open connection; ``done(count, missed)`` once all have it.
 
-        Messages are coalesced, as Nagle's algorithm does for bytes: they go
-        out at the end of the first loop turn that adds none (so a message
-        typed alone leaves at the end of the next turn), or once
-        ``FANOUT_BATCH_BYTES`` are waiting. Then they are joined once and
-        written to each connection below its high-water mark with one call,
-        so a script of many ``send all`` costs per batch and connection, not
-        per message and connection. A connection above the mark gets them later,
-        in order, as with :meth:`send`, and nobody waits for it. ``done``
-        comes when every connection has the message in its buffer or has
-        closed: ``count`` connections were open, ``missed`` lists the
-        :class:`PeerInfo` of those that closed first.
+        Nobody waits for a slow connection; see :class:`~network.fanout.Fanout`.
         """
-        if not self._fanout:
-            self._reactor.call_at_end_of_turn(self._fanout_turn_ended)
-        encoded = text.encode("utf-8") + b"\n"
-        self._fanout.append((text, encoded, done))
-        self._fanout_bytes += len(encoded)
-        self._fanout_fresh = True
-
-    def _fanout_turn_ended(self) -> None:
-        if not self._fanout:
-            return
-        if self._fanout_fresh and self._fanout_bytes < FANOUT_BATCH_BYTES:
-            self._fanout_fresh = False     # more may come next turn: look again after it
-            self._reactor.call_soon(self._reactor.call_at_end_of_turn, self._fanout_turn_ended)
-            return
-        self._flush_fanout()
-
-    def _flush_fanout(self) -> None:
-        """Send this turn's ``send_to_all`` messages (before anything else is sent)."""
-        if not self._fanout:
-            return
-        batch, self._fanout, self._fanout_bytes = self._fanout, [], 0
-        data = b"".join(encoded for _, encoded, _ in batch)
-        offsets = list(itertools.accumulate(len(encoded) for _, encoded, _ in batch))
-        conns = list(self._by_id.values())
-        tallies = [_Tally(len(conns), done) for _, _, done in batch]
-        now = self._reactor.time()
-        for conn in conns:
-            if not conn.send_batch(data, offsets, now):
-                for (text, _, _), tally in zip(batch, tallies):
-                    tally.waiting += 1
-                    conn.waiting.append((text, functools.partial(tally.one_done, conn)))
-        for tally in tallies:
-            tally.check()
+        self._fanout.add(text, done)
 
     def set_name(self, name: str | None) -> int:
         """Call ourselves ``name`` from now on (``None``: no name); returns the chat.py peers told.
@@ -322,7 +276,7 @@ class Node(ConnectionEvents):
                 name = check_name(name)
             except BadName as exc:
                 raise Refused(Refusal.BAD_NAME, problem=exc.problem, detail=exc.char) from None
-        self._flush_fanout()
+        self._fanout.flush()
         self.name = name
         now = self._reactor.time()
         for conn in [*self._by_id.values(), *self._pending]:
@@ -348,7 +302,7 @@ class Node(ConnectionEvents):
 
         Returns how many connections are being closed.
         """
-        self._flush_fanout()
+        self._fanout.flush()
         self.shutting_down = True
         self._shutdown_done = done
         if self._listener is not None:
@@ -387,22 +341,3 @@ class Node(ConnectionEvents):
             self._shutdown_timer.cancel()
         self._reactor.call_soon(done)
 
-
-class _Tally:
-    """One ``send_to_all`` message: who still has to take it, who closed first."""
-
-    __slots__ = ("count", "done", "waiting", "missed")
-
-    def __init__(self, count: int, done: Callable[[int, list], None]) -> None:
-        self.count, self.done, self.waiting, self.missed = count, done, 0, []
-
-    def one_done(self, conn: Connection, ok: bool) -> None:
-        if not ok:
-            self.missed.append(conn.info)
-        self.waiting -= 1
-        self.check()
-
-    def check(self) -> None:
-        if self.waiting == 0 and self.done is not None:
-            done, self.done = self.done, None
-            done(self.count, self.missed)

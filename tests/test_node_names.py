@@ -108,7 +108,7 @@ def test_send_to_all_names_those_that_closed_first(net):
         sent += 1
         a._reactor.run_once()
     a.send_to_all("last", lambda *done: confirmed.append(done))
-    net.until(lambda: not a._fanout)                      # it has left (or waits) for both
+    net.until(lambda: not a._fanout._batch)                    # it has left (or waits) for both
     slow_id = next(i for i, conn in a._by_id.items() if conn.waiting)
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     slow.close()                                          # a reset: nothing more is read
@@ -118,7 +118,7 @@ def test_send_to_all_names_those_that_closed_first(net):
 
 
 def test_send_to_all_coalesces_while_messages_keep_coming_and_a_lone_one_leaves_at_once(net):
-    from network.node import FANOUT_BATCH_BYTES
+    from network.fanout import FANOUT_BATCH_BYTES
     a = net(max_per_address=0)
     peer = _plain_client(a)
     net.until(lambda: a.peers())

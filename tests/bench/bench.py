@@ -444,6 +444,7 @@ def fanout(impl: str, cfg) -> dict:
             for i, s in enumerate(socks[1:], 1):
                 s.setblocking(False)
                 sel.register(s, selectors.EVENT_READ, i)
+            cpu0 = cpu_s(rx.pid)
             t0 = time.perf_counter()
             feeder = threading.Thread(target=rx.send_stdin, args=(b"\n".join(lines) + b"\n",))
             feeder.start()
@@ -463,6 +464,7 @@ def fanout(impl: str, cfg) -> dict:
                         sel.unregister(key.fileobj)
                         left -= 1
             hwm = proc_kib(rx.pid, "VmHWM")
+            cpu = cpu_s(rx.pid) - cpu0
             feeder.join(timeout=30)
         finally:
             for s in socks:
@@ -474,7 +476,8 @@ def fanout(impl: str, cfg) -> dict:
     return {"msgs_per_s": (peers - 1) * n / max(fast) if all(fast) else 0.0,
             "fast_done_s": max(fast) if all(fast) else -1,
             "slow_done_after_stall_s": done_at[0] - stall if done_at[0] else -1,
-            "peak_rss_mib": hwm / 1024, "lost": lost, "peers_not_exact": len(bad)}
+            "peak_rss_mib": hwm / 1024, "lost": lost, "peers_not_exact": len(bad),
+            "cpu_ms": cpu * 1e3}
 
 
 SCENARIOS = {"fanin": fanin, "fanout": fanout, "latency": latency, "scale": scale,
