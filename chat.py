@@ -97,6 +97,30 @@ class _Parser(argparse.ArgumentParser):
         super().error(sanitize(message))
 
 
+def _name(text: str) -> str | None:
+    """--name: a name by the rule every peer checks (the empty string: no name)."""
+    if text == "":
+        return None
+    from network.names import BadName, check_name
+    try:
+        return check_name(text)
+    except BadName as exc:
+        from commands.words import bad_name
+        from network.outcomes import Refusal, Refused
+        raise argparse.ArgumentTypeError(
+            bad_name(text, Refused(Refusal.BAD_NAME, problem=exc.problem, detail=exc.char)))
+
+
+def _default_name() -> str | None:
+    """The login name, if it is a valid name; else none."""
+    import getpass
+    from network.names import maybe_name
+    try:
+        return maybe_name(getpass.getuser())
+    except Exception:  # noqa: BLE001 - no login name to be had (KeyError, OSError ...)
+        return None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = _Parser(
         prog=program_name(),
@@ -130,6 +154,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trusted-only", action="store_true",
                         help="refuse every connection, in and out, that is not an identity "
                              "you trust (plain clients included)")
+    parser.add_argument("--name", type=_name, default=False, metavar="NAME",
+                        help="the name chat.py peers see (default: your login name; "
+                             "--name '' for none)")
+    parser.add_argument("--timestamps", action="store_true",
+                        help="start every event and message line with the time [HH:MM:SS]")
     parser.add_argument("--no-color", action="store_true",
                         help="no colours at a terminal (NO_COLOR=1 and TERM=dumb do the same)")
     parser.add_argument("--stay", action="store_true",
@@ -241,12 +270,14 @@ def run(args: argparse.Namespace) -> int:
                             on_interrupt=lambda: cancel_pending_connect(node, console))
         screen = Screen(editor, _writer(stdout, encoding), encoding=encoding)
         terminal = Terminal(0)
-    console = Console(stdout, stderr, encoding=encoding, color=color, screen=screen)
+    console = Console(stdout, stderr, encoding=encoding, color=color, screen=screen,
+                      timestamps=args.timestamps)
     reactor.add_after_turn(console.flush)
     options = NodeOptions(connect_timeout_s=args.connect_timeout, heartbeat_s=args.heartbeat,
                           send_timeout_s=args.send_timeout, max_peers=args.max_peers,
                           max_per_address=args.max_per_address,
-                          trusted_only=args.trusted_only)
+                          trusted_only=args.trusted_only,
+                          name=_default_name() if args.name is False else args.name)
     identity, trust = _identity_and_trust(args.home)
     node = Node(reactor, console, options, identity=identity, trust=trust)
     try:

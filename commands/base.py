@@ -12,6 +12,7 @@ vocabulary (``network.outcomes``) is shared.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -34,6 +35,7 @@ class NodeAPI(Protocol):
     """
 
     port: int
+    name: str | None
 
     def my_ip(self) -> str: ...
     def peers(self) -> list: ...
@@ -49,6 +51,8 @@ class NodeAPI(Protocol):
     def trust_peer(self, peer_id: int, name: str | None) -> Any: ...
     def untrust(self, name: str) -> Any: ...
     def trusted(self) -> list: ...
+    def send_to_all(self, text: str, done: Callable[[int, list], None]) -> None: ...
+    def set_name(self, name: str | None) -> int: ...
 
 
 @dataclass
@@ -66,13 +70,15 @@ class Context:
 
 class Command:
     name: str = ""
+    aliases: tuple = ()    # other words for it ("quit" for "exit")
     usage: str = ""        # the arguments, e.g. "<id> <message>"
     summary: str = ""      # one line for `help`
     details: str = ""      # more, for `help <name>`
     min_args: int = 0
     max_args: int = 0
     rest_of_line: bool = False   # the last argument takes the rest of the line as typed
-    completes_ids: bool = False  # Tab after the name offers the live connection ids
+    completes_ids: bool = False  # Tab after the name offers the live connection ids and names
+    completes_all: bool = False  # ... and "all"
 
     @property
     def synopsis(self) -> str:
@@ -103,8 +109,14 @@ def parse_port(text: str) -> int:
 
 
 def lookup_peer(ctx: Context, text: str):
-    """The connection the user means: an id from ``list``, or ``ip:port`` as ``list`` shows it."""
+    """The connection the user means: an id, a name or ``ip:port``, as ``list`` shows them.
+
+    A name must name one connection (compared without regard to case); names
+    are labels anyone can announce, so two connections may share one.
+    """
     host, sep, port_text = text.rpartition(":")
+    if not sep and not (text.isdigit() and text.isascii()):
+        return _by_name(ctx, text)
     if sep:
         info = ctx.node.peer_at(host, parse_port(port_text))
         if info is None:
@@ -117,3 +129,16 @@ def lookup_peer(ctx: Context, text: str):
         raise CommandError(f'no connection with id {peer_id}; type "list" to see the '
                            f'connections')
     return info
+
+
+def _by_name(ctx: Context, text: str):
+    wanted = unicodedata.normalize("NFC", text).casefold()
+    found = [p for p in ctx.node.peers() if p.name is not None and p.name.casefold() == wanted]
+    if len(found) == 1:
+        return found[0]
+    shown = sanitize(text)
+    if not found:
+        raise CommandError(f'no connection with id or name "{shown}"; type "list" to see the '
+                           f'connections')
+    ids = ", ".join(str(p.id) for p in found)
+    raise CommandError(f'"{shown}" names {len(found)} connections (ids {ids}); use an id')

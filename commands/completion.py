@@ -1,9 +1,12 @@
 """Tab completion for the interactive line editor: command names (also after
-``help``), then live ids."""
+``help``), then live ids, names and ``all``."""
 
 from __future__ import annotations
 
 from typing import Callable
+
+from .sanitize import sanitize
+
 
 def make_completer(registry, peers: Callable[[], list]) -> Callable[[str], list[str]]:
     """A function from the text before the cursor to the words that could come next.
@@ -21,7 +24,12 @@ def make_completer(registry, peers: Callable[[], list]) -> Callable[[str], list[
         if len(words) == 2 and command is not None and command.name == "help":
             return [name for name in registry.names() if name.startswith(words[1].lower())]
         if len(words) == 2 and command is not None and command.completes_ids:
-            return [str(p.id) for p in peers() if str(p.id).startswith(words[1])]
+            live = peers()
+            choices = [str(p.id) for p in live]
+            choices += sorted({sanitize(p.name) for p in live if p.name is not None})
+            if command.completes_all:
+                choices.append("all")
+            return [choice for choice in choices if choice.startswith(words[1])]
         return []
 
     return complete

@@ -5,21 +5,27 @@ from __future__ import annotations
 from network.outcomes import Refusal, Refused
 
 from . import words
-from .base import Command, CommandError, Context, lookup_peer, parse_port
+from .base import Command, CommandError, Context, UsageError, lookup_peer, parse_port
 
 
 class Connect(Command):
     name = "connect"
     usage = "<ip> <port>"
     summary = "open a connection to the peer listening at <ip> <port>"
-    details = ("<ip> is an IPv4 address, localhost, or a name from /etc/hosts.\n"
+    details = ("<ip> is an IPv4 address, localhost, or a name from /etc/hosts;\n"
+               "\"connect <ip>:<port>\" works too.\n"
                "The connection's id is fixed now (shown as \"as peer N\"), whoever else\n"
                "connects meanwhile. Commands typed after it wait until it has\n"
                "succeeded or failed.")
-    min_args = max_args = 2
+    min_args, max_args = 1, 2
 
     def run(self, ctx: Context, args: list[str]) -> None:
-        host, port_text = args
+        if len(args) == 2:
+            host, port_text = args
+        else:
+            host, sep, port_text = args[0].rpartition(":")
+            if not sep:
+                raise UsageError('"connect" needs more arguments')
         port = parse_port(port_text)
         release = ctx.hold()
         try:
@@ -35,7 +41,7 @@ class Connect(Command):
 
 class List(Command):
     name = "list"
-    summary = "show every connection with its id, IP address and port"
+    summary = "show every connection: id, name, IP address, port"
 
     def run(self, ctx: Context, args: list[str]) -> None:
         ctx.console.peer_table(ctx.node.peers(), ctx.node.short_id)
@@ -44,7 +50,7 @@ class List(Command):
 class Terminate(Command):
     name = "terminate"
     usage = "<id>"
-    summary = "close the connection with id <id> (or <ip>:<port>, see list)"
+    summary = "close connection <id> (or a name, or <ip>:<port>)"
     completes_ids = True
     min_args = max_args = 1
 

@@ -22,12 +22,17 @@ When stdout is closed (``chat.py | head -1``) the sink is lost and the
 console writes nothing more to it; the program ends quietly. At the very
 end, :meth:`close` says in one line on stderr how much output could not be
 written because nothing was reading stdout.
+
+With ``timestamps`` on, every event and message line starts with the local
+time, ``[HH:MM:SS]``, formatted at most once a second (once per batch of
+messages at worst).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import time
 from typing import Callable, Iterable
 
 from network.outcomes import Direction
@@ -44,12 +49,17 @@ MESSAGE, SENT, EVENT, ERROR = "1;36", "32", "33", "1;31"
 
 class Console:
     def __init__(self, stdout, stderr=None, encoding: str = "utf-8",
-                 color: bool = False, screen=None) -> None:
+                 color: bool = False, screen=None, timestamps: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
         """``screen``: at a terminal, the input line's screen; it hides the input
         line before output (``before_output``) and draws it again after
         (``after_output``). It writes its own drawing to the stream directly."""
         self._out = stdout
         self._err = stderr if stderr is not None else stdout
+        self.timestamps = timestamps
+        self._clock = clock
+        self._stamp_second = -1
+        self._stamp_text = ""
         self._encoding = encoding
         self.color = color
         self._pending: list[tuple[int, bytes]] = []   # (stream, encoded line)
@@ -73,6 +83,19 @@ class Console:
         """
         text = sanitize(text)
         self._pending.append((STDERR, self._encode(f"{self._style('error:', ERROR)} {text}")))
+
+    def notice(self, text: str) -> None:
+        """One line about something that happened (stdout, with the time if asked)."""
+        self.info(self._stamp() + text)
+
+    def _stamp(self) -> str:
+        if not self.timestamps:
+            return ""
+        second = int(self._clock())
+        if second != self._stamp_second:
+            self._stamp_second = second
+            self._stamp_text = time.strftime("[%H:%M:%S] ", time.localtime(second))
+        return self._stamp_text
 
     def _encode(self, text: str) -> bytes:
         # backslashreplace: a stdout that cannot show a character shows its escape.
@@ -146,7 +169,7 @@ class Console:
 
     def event(self, text: str) -> None:
         """A change in who we are connected to."""
-        self.info(self._style(text, EVENT))
+        self.info(self._stamp() + self._style(text, EVENT))
 
     def peer_connected(self, info) -> None:
         if info.direction is Direction.OUTGOING:
@@ -162,16 +185,22 @@ class Console:
     def peer_upgraded(self, info) -> None:
         self.event(f"{words.peer(info)} is chat.py after all (its hello came late)")
 
+    def peer_renamed(self, before, after) -> None:
+        self.event(words.renamed(before, after))
+
+    def bad_name(self, info, text: str) -> None:
+        self.notice(words.refused_name(info, text))
+
     def peer_lost(self, info, lost) -> None:
         for line in words.lost(info, lost):
             self.event(line)
 
     def already_connected(self, info) -> None:
-        self.info(f"already connected to {info.host}:{info.port} as peer {info.id}")
+        self.notice(f"already connected to {info.host}:{info.port} as peer {info.id}")
 
     def messages_received(self, info, texts: list[str]) -> None:
         """Lines from one peer; the hot path of the program, so done in bulk."""
-        prefix = self._style(f"message from {words.peer(info)}:", MESSAGE) + " "
+        prefix = self._stamp() + self._style(f"message from {words.peer(info)}:", MESSAGE) + " "
         if max(map(len, texts)) <= MAX_SHOWN_CHARS:
             body = prefix + ("\n" + prefix).join(texts)
             if not self.color:
@@ -187,7 +216,7 @@ class Console:
             self.info(prefix + shorten(sanitize(text)))
 
     def line_too_long(self, info, nbytes: int, limit: int) -> None:
-        self.info(f"{words.peer(info)} sent a line longer than {limit} bytes; it was discarded")
+        self.notice(f"{words.peer(info)} sent a line longer than {limit} bytes; it was discarded")
 
     def connecting(self, host: str, port: int, peer_id: int) -> None:
         hint = " (Ctrl-C to cancel)" if self.screen is not None else ""
@@ -200,10 +229,10 @@ class Console:
         self.error(words.could_not_connect(host, port, failed))
 
     def incoming_refused(self, address, refusal, count: int, limit: int) -> None:
-        self.info(words.refused_incoming(address, refusal, count, limit))
+        self.notice(words.refused_incoming(address, refusal, count, limit))
 
     def bad_hello(self, address: str, refusal, detail: str) -> None:
-        self.info(words.bad_hello(address, refusal, detail))
+        self.notice(words.bad_hello(address, refusal, detail))
 
     def identity_changed(self, address: str, trusted, shown_id) -> None:
         for line in words.identity_changed(address, trusted, shown_id):
@@ -213,13 +242,19 @@ class Console:
         self.info(words.untrusted_refused(address, refusal))
 
     def accept_paused(self, errno, retry_s: float) -> None:
-        self.info(f"cannot accept new connections for now ({words.errno_words(errno)}); "
+        self.notice(f"cannot accept new connections for now ({words.errno_words(errno)}); "
                   f"trying again in {retry_s:g} s")
 
     # -- words for command results ---------------------------------------------------------
 
     def sent(self, info, text: str) -> None:
-        self.info(f"{self._style(f'sent to {words.peer(info)}:', SENT)} {text}")
+        self.notice(f"{self._style(f'sent to {words.peer(info)}:', SENT)} {text}")
+
+    def sent_to_all(self, count: int, missed: list, text: str) -> None:
+        if len(missed) == count:
+            self.error(f"the message was not sent: {words.plural(count, 'connection')} closed first")
+        else:
+            self.notice(f"{self._style(words.sent_to_all(count, missed), SENT)} {text}")
 
     def terminated(self, info) -> None:
         self.event(f"closed the connection to {words.peer(info)}")
@@ -228,17 +263,18 @@ class Console:
         if not peers:
             self.info('no connections; open one with "connect <ip> <port>"')
             return
-        rows = [("id", "IP address", "port", "connection", "trust")]
+        rows = [("id", "name", "IP address", "port", "connection", "trust")]
         for p in peers:
             how = "you connected" if p.direction is Direction.OUTGOING else "it connected"
             if not p.speaks_protocol:
                 how += ", not chat.py"
-            rows.append((str(p.id), p.host, str(p.port), how,
+            name = "-" if p.name is None else sanitize(p.name)
+            rows.append((str(p.id), name, p.host, str(p.port), how,
                          words.security(p, short_id or (lambda fp: fp.hex()[:7]))))
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
         for r in rows:
-            self.info(f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  "
-                      f"{r[3]:<{widths[3]}}  {r[4]}")
+            self.info(f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  "
+                      f"{r[3]:>{widths[3]}}  {r[4]:<{widths[4]}}  {r[5]}")
 
     def trusted(self, info, entry) -> None:
         self.event(f"you trust {words.peer(info)} as {sanitize(entry.name)} (ID {entry.id})")

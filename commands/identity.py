@@ -10,7 +10,7 @@ from .base import Command, CommandError, Context, lookup_peer
 
 class MyId(Command):
     name = "myid"
-    summary = "show this user's ID (the fingerprint other peers see and can trust)"
+    summary = "show your ID (the fingerprint peers see and can trust)"
     details = ("Compare it with your peer out of band (in person, by phone), as with SSH:\n"
                "a first contact is trusted on first use.")
 
@@ -25,7 +25,7 @@ class MyId(Command):
 class Trust(Command):
     name = "trust"
     usage = "[<id> [name]]"
-    summary = "trust the identity of connection <id> under a name; alone: list whom you trust"
+    summary = "trust the identity of <id> as [name]; alone: list them"
     details = ("A trusted peer's messages are labelled with your name for it, and if it ever\n"
                "comes back with another key you are warned. Only an encrypted connection\n"
                "can be trusted (a plain one proves no identity).")
@@ -47,7 +47,7 @@ class Trust(Command):
 class Untrust(Command):
     name = "untrust"
     usage = "<name>"
-    summary = "stop trusting the identity you named <name>"
+    summary = "stop trusting the identity named <name>"
     min_args = max_args = 1
 
     def run(self, ctx: Context, args: list[str]) -> None:

@@ -7,6 +7,7 @@ from .base import Command, Context
 
 class Help(Command):
     name = "help"
+    aliases = ("?",)
     usage = "[command]"
     summary = "show the commands, or more about one of them"
     max_args = 1

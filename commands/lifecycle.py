@@ -7,7 +7,8 @@ from .base import Command, Context
 
 class Exit(Command):
     name = "exit"
-    summary = "close every connection (after sending what is queued) and quit"
+    aliases = ("quit",)
+    summary = "send what is queued, close every connection, quit"
 
     def run(self, ctx: Context, args: list[str]) -> None:
         ctx.request_exit()

@@ -1,29 +1,47 @@
-"""send."""
+"""send, name."""
 
 from __future__ import annotations
 
+from network.outcomes import Refused
+
+from . import words
 from .base import Command, CommandError, Context, UsageError, lookup_peer
-from .sanitize import MAX_MESSAGE_CHARS, maybe_unsafe_char
+from .sanitize import MAX_MESSAGE_CHARS, maybe_unsafe_char, sanitize
+
+# ``send all`` goes on without waiting for a slow peer, until this many are not yet
+# confirmed (a slow peer is that many messages behind): then it waits, as ``send`` does.
+MAX_UNCONFIRMED_BROADCASTS = 1000
 
 
 class Send(Command):
     name = "send"
     usage = "<id> <message>"
-    summary = f"send a message (at most {MAX_MESSAGE_CHARS} characters) to connection <id>"
-    details = ("<id> is a number from \"list\", or the peer's <ip>:<port> as \"list\" shows it.\n"
-               "The message is the rest of the line, spaces inside it kept.\n"
-               "Characters are counted as Unicode code points: é and 日 count one each.\n"
-               "If that peer is slow to read, this waits until it catches up.")
+    summary = "send a message to <id>, a name, <ip>:<port>, or all"
+    details = ("<id> is a number from \"list\", a peer's name (if only one connection has\n"
+               "it), the peer's <ip>:<port> as \"list\" shows it, or \"all\" for every\n"
+               "connection. The message is the rest of the line, spaces inside it kept,\n"
+               f"at most {MAX_MESSAGE_CHARS} characters (Unicode code points: é and 日 "
+               "count one each).\n"
+               "If that peer is slow to read, this waits until it catches up. \"send all\"\n"
+               "serves everyone else at once and confirms once every peer has the\n"
+               f"message; it waits only when a slow peer is {MAX_UNCONFIRMED_BROADCASTS} "
+               "messages behind.")
     completes_ids = True
+    completes_all = True
     min_args = 1
     max_args = 2
     rest_of_line = True
 
+    def __init__(self) -> None:
+        self._unconfirmed = 0          # send all: messages some peer does not have yet
+        self._release = None           # the queue's release while we wait for them
+
     def run(self, ctx: Context, args: list[str]) -> None:
         if len(args) < 2:
             raise UsageError("empty message")
-        info = lookup_peer(ctx, args[0])
         text = args[1]
+        to_all = args[0].lower() == "all"
+        info = None if to_all else lookup_peer(ctx, args[0])
         if len(text) > MAX_MESSAGE_CHARS:
             raise CommandError(f"message is {len(text)} characters long; the limit is "
                                f"{MAX_MESSAGE_CHARS} (nothing was sent)")
@@ -31,6 +49,9 @@ class Send(Command):
         if bad is not None:
             raise CommandError(f"messages cannot contain control characters (found {bad}); "
                                f"nothing was sent")
+        if to_all:
+            self._send_all(ctx, text)
+            return
         release = ctx.hold()
 
         def done(ok: bool) -> None:
@@ -41,3 +62,46 @@ class Send(Command):
                                   f"closed first")
             release()
         ctx.node.send(info.id, text, done)
+
+    def _send_all(self, ctx: Context, text: str) -> None:
+        def done(count: int, missed: list) -> None:
+            if count:
+                ctx.console.sent_to_all(count, missed, text)
+            else:
+                ctx.console.error('no connections to send to; open one with '
+                                  '"connect <ip> <port>"')
+            self._unconfirmed -= 1
+            if self._release is not None and self._unconfirmed < MAX_UNCONFIRMED_BROADCASTS:
+                release, self._release = self._release, None
+                release()
+
+        self._unconfirmed += 1
+        ctx.node.send_to_all(text, done)
+        if self._unconfirmed >= MAX_UNCONFIRMED_BROADCASTS and self._release is None:
+            self._release = ctx.hold()
+
+
+class Name(Command):
+    name = "name"
+    usage = "[new name]"
+    summary = "show the name chat.py peers see, or change it"
+    details = ("A name is 1 to 32 letters or digits (any script), \"-\", \"_\" or \".\",\n"
+               "not all digits and not \"all\". Connected chat.py peers are told at once;\n"
+               "plain clients (nc) never see it.\n"
+               "A name is a label anyone can claim, not proof.")
+    max_args = 1
+    rest_of_line = True      # so "name al ice" is told what is wrong with the space
+
+    def run(self, ctx: Context, args: list[str]) -> None:
+        if not args:
+            if ctx.node.name is None:
+                ctx.console.info('you have no name; set one with "name <name>"')
+            else:
+                ctx.console.info(f"your name: {sanitize(ctx.node.name)}")
+            return
+        try:
+            told = ctx.node.set_name(args[0])
+        except Refused as exc:
+            raise CommandError(words.bad_name(args[0], exc)) from None
+        also = f" (told {words.plural(told, 'chat.py peer')})" if told else ""
+        ctx.console.info(f"you are now known as {sanitize(ctx.node.name)}{also}")

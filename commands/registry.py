@@ -10,14 +10,18 @@ from .base import Command, CommandError, Context, UsageError, plural
 class CommandRegistry:
     def __init__(self) -> None:
         self._commands: dict[str, Command] = {}
+        self._aliases: dict[str, Command] = {}
 
     def add(self, command: Command) -> None:
-        if command.name in self._commands:
-            raise ValueError(f"command {command.name!r} is registered twice")
+        for name in (command.name, *command.aliases):
+            if name in self._commands or name in self._aliases:
+                raise ValueError(f"command {name!r} is registered twice")
         self._commands[command.name] = command
+        for alias in command.aliases:
+            self._aliases[alias] = command
 
     def get(self, name: str) -> Command | None:
-        return self._commands.get(name)
+        return self._commands.get(name) or self._aliases.get(name)
 
     def names(self) -> list[str]:
         return list(self._commands)
@@ -30,7 +34,7 @@ class CommandRegistry:
     def split(self, line: str) -> tuple[Command, list[str]]:
         """Find the command and its arguments, or raise :class:`CommandError`."""
         name, _, rest = line.strip().partition(" ")
-        command = self._commands.get(name.lower())
+        command = self.get(name.lower())
         if command is None:
             raise CommandError(self._unknown(name))
         rest = rest.strip()
@@ -44,8 +48,12 @@ class CommandRegistry:
         return command, args
 
     def dispatch(self, line: str, ctx: Context) -> None:
-        """Run one input line. Errors become one ``error:`` line; nothing raises."""
-        if not line.strip():
+        """Run one input line. Errors become one ``error:`` line; nothing raises.
+
+        Blank lines and lines starting with ``#`` (comments in a script) do nothing.
+        """
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
             return
         try:
             command, args = self.split(line)
@@ -75,18 +83,27 @@ class CommandRegistry:
 
     # -- help -------------------------------------------------------------------------------
 
+    @staticmethod
+    def _help_synopsis(command: Command) -> str:
+        """``exit (quit)``: the name, its aliases, then the arguments."""
+        if not command.aliases:
+            return command.synopsis
+        return f"{command.name} ({', '.join(command.aliases)}) {command.usage}".rstrip()
+
     def help_lines(self) -> list[str]:
-        width = max(len(c.synopsis) for c in self)
+        width = max(len(self._help_synopsis(c)) for c in self)
         lines = ["commands:"]
-        lines += [f"  {c.synopsis:<{width}}  {c.summary}" for c in self]
+        lines += [f"  {self._help_synopsis(c):<{width}}  {c.summary}" for c in self]
         lines.append('type "help <command>" for more about one command')
         return lines
 
     def help_for(self, name: str) -> list[str]:
-        command = self._commands.get(name.lower())
+        command = self.get(name.lower())
         if command is None:
             raise CommandError(self._unknown(name))
         lines = [f"usage: {command.synopsis}", f"  {command.summary}"]
+        if command.aliases:
+            lines.append(f"  also: {', '.join(command.aliases)}")
         if command.details:
             lines += [f"  {line}" for line in command.details.splitlines()]
         return lines

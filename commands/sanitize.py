@@ -83,6 +83,8 @@ def maybe_unsafe_char(text: str) -> str | None:
 
 def maybe_invalid_byte(text: str) -> int | None:
     """The first undecodable byte of a line read with ``surrogateescape``, or ``None``."""
+    if text.isascii():      # the common case, at C speed
+        return None
     for ch in text:
         if "\udc80" <= ch <= "\udcff":
             return ord(ch) - 0xDC00

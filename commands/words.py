@@ -12,11 +12,11 @@ import errno as errnos
 import os
 
 from network.outcomes import (CloseReason, ConnectFailed, Failure, IdentityProblem,
-                              IdentityUnavailable, Lost, Refusal, Refused, TrustError,
-                              TrustProblem)
+                              IdentityUnavailable, Lost, NameProblem, Refusal, Refused,
+                              TrustError, TrustProblem)
 
 from .base import plural
-from .sanitize import sanitize
+from .sanitize import sanitize, shorten
 
 _ERRNO_WORDS = {
     errnos.ECONNREFUSED: "connection refused (nothing is listening on that port)",
@@ -47,15 +47,18 @@ def errno_words(code: int | None) -> str:
 
 
 def peer(info) -> str:
-    """How a connection is named everywhere: ``peer 2 (10.0.0.7:9090)``.
+    """How a connection is named everywhere: ``peer 3 alice (10.0.0.7:9090)``.
 
-    A peer whose identity our user trusts carries the name given to it, which
-    only its key can earn: ``peer 2 =alice= (10.0.0.7:9090)``.
+    ``alice`` is what it calls itself: a label, not proof. A peer whose identity
+    our user trusts carries the name our user gave it instead, which only its key
+    can earn, marked so: ``peer 2 =alice= (10.0.0.7:9090)``.
     """
     trusted = getattr(info, "trusted_name", None)
     if trusted:
         return f"peer {info.id} ={sanitize(trusted)}= ({info.address})"
-    return f"peer {info.id} ({info.address})"
+    if info.name is None:
+        return f"peer {info.id} ({info.address})"
+    return f"peer {info.id} {sanitize(info.name)} ({info.address})"
 
 
 def security(info, short_id) -> str:
@@ -65,6 +68,45 @@ def security(info, short_id) -> str:
     ident = short_id(info.fingerprint)
     trusted = getattr(info, "trusted_name", None)
     return f"={sanitize(trusted)}= {ident}" if trusted else f"encrypted {ident}"
+
+
+NAME_RULE = ('a name is 1 to 32 letters or digits (any script), "-", "_" or ".", '
+             'not all digits and not "all"')
+
+
+def bad_name(text: str, refused: Refused) -> str:
+    """Why ``text`` cannot be our name."""
+    problem, char = refused.problem, refused.detail
+    if problem is NameProblem.CHARACTER:
+        what = "a space" if char == " " else f'"{sanitize(char)}"'
+        why = f"it contains {what}"
+    else:
+        why = {NameProblem.EMPTY: "it is empty", NameProblem.TOO_LONG: "it is too long",
+               NameProblem.DIGITS: "it is all digits (that reads as an id)",
+               NameProblem.RESERVED: 'it is "all" (send all means everyone)'}.get(problem, "")
+    return f'"{shorten(sanitize(text), 40)}" cannot be a name: {why}; {NAME_RULE}'
+
+
+def renamed(before, after) -> str:
+    if after.name is None:
+        return f"{peer(before)} no longer has a name"
+    return f"{peer(before)} is now known as {sanitize(after.name)}"
+
+
+def refused_name(info, text: str) -> str:
+    return (f'{peer(info)} announced "{sanitize(text)}" as its name; that is not a name, so '
+            f"it is shown without one")
+
+
+def sent_to_all(count: int, missed: list) -> str:
+    """The one confirmation of ``send all`` (before the text)."""
+    if not missed:
+        return f"sent to {plural(count, 'connection')}:"
+    who = ", ".join(peer(info) for info in missed[:3])
+    if len(missed) > 3:
+        who += f" and {len(missed) - 3} more"
+    closed = "it closed first" if len(missed) == 1 else "they closed first"
+    return f"sent to {count - len(missed)} of {plural(count, 'connection')} (not to {who}: {closed}):"
 
 
 def address_problem(value: str) -> str:

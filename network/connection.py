@@ -52,7 +52,9 @@ class Connection(Protocol):
         self._eof_sent = False
         # Accounts: bytes handed to the transport, and where each message ends.
         self._written = 0
-        self._message_ends: collections.deque = collections.deque()
+        # (base, ends): messages that end at base + each of ends (ascending); a batch of
+        # send_to_all shares one ``ends`` list with every connection.
+        self._messages: collections.deque = collections.deque()
         self.waiting: collections.deque = collections.deque()   # (text, done) above high water
         # The node's bookkeeping.
         self.info = None            # PeerInfo once established (or the peer it stands for)
@@ -100,7 +102,7 @@ class Connection(Protocol):
         self.transport = tls
         self.fingerprint = self._expected_fingerprint
         self._written = 0                 # accounts start again inside TLS
-        self._message_ends.clear()
+        self._messages.clear()
         self.handle(self.protocol.secured_now(self._reactor.time()))
 
     def data_received(self, data: bytes) -> None:
@@ -151,6 +153,19 @@ class Connection(Protocol):
         self._write_message(text)
         done(True)
 
+    def send_batch(self, data: bytes, ends: list, now: float) -> bool:
+        """Messages already encoded and joined (``ends``: where each ends in ``data``).
+
+        False if they must wait their turn (write paused, or messages waiting).
+        """
+        if self.waiting or self.transport.write_paused:
+            return False
+        self._flush()                         # control lines queued before them go first
+        if self.protocol.sending(now) and not self.transport.closed:
+            self._messages.append((self._written, ends))
+            self._account(data)
+        return True
+
     def flush_waiting(self) -> None:
         """Exit: everything waiting goes into the buffer now (the grace period bounds it)."""
         while self.waiting:
@@ -178,15 +193,17 @@ class Connection(Protocol):
         self._flush()                         # control lines queued before it go first
         data = self.protocol.send_message(text, self._reactor.time())
         if data and not self.transport.closed:
-            self.transport.write(data)
-            self._written += len(data)
-            ends = self._message_ends
-            ends.append(self._written)
-            sent = self._written - self.transport.get_write_buffer_size()
-            while ends[0] <= sent:
-                ends.popleft()
-                if not ends:
-                    break
+            self._messages.append((self._written, (len(data),)))
+            self._account(data)
+
+    def _account(self, data: bytes) -> None:
+        """Write ``data`` (its messages already noted) and forget those wholly sent."""
+        self.transport.write(data)
+        self._written += len(data)
+        messages = self._messages
+        sent = self._written - self.transport.get_write_buffer_size()
+        while messages and messages[0][0] + messages[0][1][-1] <= sent:
+            messages.popleft()
 
     def unsent_messages(self) -> int:
         """Messages confirmed as sent that never fully left our own buffer."""
@@ -195,8 +212,8 @@ class Connection(Protocol):
             return 0
         left = transport.get_write_buffer_size() + transport.dropped_bytes
         sent = self._written - left
-        ends = list(self._message_ends)
-        return len(ends) - bisect.bisect_right(ends, sent)
+        return sum(len(ends) - bisect.bisect_right(ends, sent - base)
+                   for base, ends in self._messages)
 
     # -- keeping the protocol's promises --------------------------------------------------
 

@@ -16,8 +16,8 @@ from .connection import Connection
 from .outcomes import CloseReason, ConnectFailed, Direction, Failure, Lost, Refusal
 from .peer_protocol import State
 from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, HandshakeTimedOut,
-                              HelloReceived, LineDiscarded, Messages, PeerRefused, PeerSilent,
-                              StartTLS)
+                              HelloReceived, LineDiscarded, Messages, NameChanged, PeerRefused,
+                              PeerSilent, StartTLS)
 from .identities import is_tls_error, tls_words
 from .peers import PeerInfo
 
@@ -81,6 +81,8 @@ class ConnectionEvents:
             elif kind is LineDiscarded:
                 if conn.info is not None:
                     self._observer.line_too_long(conn.info, event.nbytes, event.limit)
+            elif kind is NameChanged:
+                self._renamed(conn, event.name, event.bad)
             elif kind is Goodbye:
                 if event.duplicate:
                     conn.moved = True        # its place goes to the other connection
@@ -99,6 +101,30 @@ class ConnectionEvents:
                 self._start_tls(conn, event)
             elif kind is CloseNow:
                 conn.abort()
+
+    # -- names ----------------------------------------------------------------------------
+
+    def _shown_name(self, node_id: str | None, announced: str | None) -> str | None:
+        """The name we show for a peer: for now, what it announced.
+
+        Names are labels, not proof. When identities and trust arrive, the
+        name our user gave a peer when trusting it belongs here, and wins
+        over whatever the peer announces.
+        """
+        return announced
+
+    def _renamed(self, conn: Connection, announced: str | None, bad: str | None) -> None:
+        before = conn.info
+        if before is None or self._by_id.get(before.id) is not conn:
+            return                            # retired or going: nobody to tell about
+        name = self._shown_name(before.node_id, announced)
+        if name != before.name:
+            after = replace(before, name=name)
+            self._table.put(after)
+            conn.info = after
+            self._observer.peer_renamed(before, after)
+        if bad is not None:
+            self._observer.bad_name(conn.info, bad)
 
     def _peer_refused(self, conn: Connection, refusal) -> None:
         if self._attempt is not None and self._attempt.conn is conn:
@@ -244,10 +270,13 @@ class ConnectionEvents:
         elif conn.info is not None:                   # a plain connection was chat.py
             info = replace(conn.info, speaks_protocol=True, node_id=hello.node_id,
                            port=conn.info.port if conn.target else hello.port,
-                           fingerprint=conn.fingerprint, trusted_name=conn.trusted_name)
+                           fingerprint=conn.fingerprint, trusted_name=conn.trusted_name,
+                           name=self._shown_name(hello.node_id, hello.name))
             self._table.put(info)
             conn.info = info
             self._observer.peer_upgraded(info)
+            if hello.bad_name is not None:
+                self._observer.bad_name(info, hello.bad_name)
         else:
             self._establish(conn)
         conn.handle(events)
@@ -261,7 +290,9 @@ class ConnectionEvents:
             port = hello.port if hello else conn.transport.peername[1]
         peer_id = conn.peer_id or self._table.reserve()
         info = PeerInfo(peer_id, host, port, conn.direction, hello is not None,
-                        hello.node_id if hello else None, conn.fingerprint, conn.trusted_name)
+                        hello.node_id if hello else None,
+                        self._shown_name(hello.node_id, hello.name) if hello else None,
+                        conn.fingerprint, conn.trusted_name)
         self._pending.discard(conn)
         self._table.put(info)
         self._by_id[peer_id] = conn
@@ -269,6 +300,8 @@ class ConnectionEvents:
         if not self._reading:                  # our output is congested: it waits too
             conn.set_reading(False)
         self._observer.peer_connected(info)
+        if hello is not None and hello.bad_name is not None:
+            self._observer.bad_name(info, hello.bad_name)
         attempt = self._attempt
         if attempt is not None and attempt.conn is conn:
             self._settle(attempt, None)

@@ -41,6 +41,8 @@ from .attempt import Attempt
 from .connection import Connection
 from .events import ConnectionEvents
 from .identities import IdentityRules
+from .fanout import Fanout
+from .names import BadName, check_name
 from .outcomes import CloseReason, ConnectFailed, Direction, Failure, Lost, Refusal, Refused
 from .peer_protocol import PeerProtocol, Timing
 from .peers import PeerInfo, PeerTable
@@ -58,12 +60,15 @@ class NodeOptions:
     max_peers: int = 100
     max_per_address: int = 10
     trusted_only: bool = False      # refuse every connection that is not a trusted identity
+    name: str | None = None        # announced to chat.py peers (already checked)
     timing: Timing = field(default_factory=Timing)
 
 
 class Observer(TypingProtocol):
     def peer_connected(self, info: PeerInfo) -> None: ...
     def peer_upgraded(self, info: PeerInfo) -> None: ...
+    def peer_renamed(self, before: PeerInfo, after: PeerInfo) -> None: ...
+    def bad_name(self, info: PeerInfo, text: str) -> None: ...
     def peer_lost(self, info: PeerInfo, lost: Lost) -> None: ...
     def messages_received(self, info: PeerInfo, texts: list) -> None: ...
     def line_too_long(self, info: PeerInfo, nbytes: int, limit: int) -> None: ...
@@ -93,12 +98,14 @@ class Node(ConnectionEvents, IdentityRules):
         heartbeat_ms = min(max(round(self.options.heartbeat_s * 1000), wire.MIN_HEARTBEAT_MS),
                            wire.MAX_HEARTBEAT_MS)
         self._heartbeat_ms = heartbeat_ms
+        self.name = self.options.name
         self._table = PeerTable()
         self._by_id: dict[int, Connection] = {}     # established, live
         self._pending: set[Connection] = set()      # still in their handshake
         self._lingering: set[Connection] = set()    # terminated, refused, retired: closing
         self._attempt: Attempt | None = None        # our one connect in flight
         self._moved: dict = {}                      # (fingerprint, node id) -> place kept
+        self._fanout = Fanout(reactor, lambda: list(self._by_id.values()))
         self._admission = Admission(self.options.max_peers, self.options.max_per_address,
                                     reactor.call_later, observer.incoming_refused)
         self._listener: Listener | None = None
@@ -129,7 +136,7 @@ class Node(ConnectionEvents, IdentityRules):
         return my_ipv4()
 
     def _hello(self) -> wire.Hello:
-        return wire.Hello(self.port, self.node_id, self._heartbeat_ms)
+        return wire.Hello(self.port, self.node_id, self._heartbeat_ms, self.name)
 
     def _new_connection(self, direction: Direction, ip: str) -> Connection:
         protocol = PeerProtocol(direction, self._hello(), self._reactor.time(),
@@ -250,6 +257,7 @@ class Node(ConnectionEvents, IdentityRules):
 
     def terminate(self, peer_id: int) -> PeerInfo:
         """Close one connection: what is buffered gets ``TERMINATE_FLUSH_S`` to leave."""
+        self._fanout.flush()
         conn = self._by_id.pop(peer_id)
         info = self._table.remove(peer_id)
         conn.close_reason = CloseReason.TERMINATED
@@ -264,7 +272,33 @@ class Node(ConnectionEvents, IdentityRules):
         Above the buffer's high-water mark it waits (and so does a caller
         that waits for ``done``); ``done(False)`` if the connection ends first.
         """
+        self._fanout.flush()
         self._by_id[peer_id].send(text, done)
+
+    def send_to_all(self, text: str, done: Callable[[int, list], None]) -> None:
+        """One message to every open connection; ``done(count, missed)`` once all have it.
+
+        Nobody waits for a slow connection; see :class:`~network.fanout.Fanout`.
+        """
+        self._fanout.add(text, done)
+
+    def set_name(self, name: str | None) -> int:
+        """Call ourselves ``name`` from now on (``None``: no name); returns the chat.py peers told.
+
+        Raises :class:`Refused` (``BAD_NAME``) for a name that breaks the rule.
+        """
+        if name is not None:
+            try:
+                name = check_name(name)
+            except BadName as exc:
+                raise Refused(Refusal.BAD_NAME, problem=exc.problem, detail=exc.char) from None
+        self._fanout.flush()
+        self.name = name
+        now = self._reactor.time()
+        for conn in [*self._by_id.values(), *self._pending]:
+            conn.protocol.send_name(name, now)
+            conn.handle([])
+        return sum(1 for conn in self._by_id.values() if conn.protocol.speaks_protocol)
 
     def pause_reading(self) -> None:
         """Stop reading from every peer (our output is congested): TCP pushes back on them."""
@@ -287,6 +321,7 @@ class Node(ConnectionEvents, IdentityRules):
 
         Returns how many connections are being closed.
         """
+        self._fanout.flush()
         self.shutting_down = True
         self._shutdown_done = done
         if self._listener is not None:
@@ -324,3 +359,4 @@ class Node(ConnectionEvents, IdentityRules):
         if self._shutdown_timer is not None:
             self._shutdown_timer.cancel()
         self._reactor.call_soon(done)
+

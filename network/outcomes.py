@@ -51,6 +51,17 @@ class Refusal(enum.Enum):
     NO_SOCKET = "no socket"      # the system would not give us a socket (EMFILE ...)
     UNTRUSTED = "untrusted"      # --trusted-only: not an identity we trust
     DOWNGRADE = "downgrade"      # a trusted peer's address, offered without encryption
+    BAD_NAME = "bad name"        # set_name: not a name (see ``problem`` and ``detail``)
+
+
+class NameProblem(enum.Enum):
+    """Why a text is not a name (the rule is in ``network.names``)."""
+
+    EMPTY = "empty"
+    TOO_LONG = "too long"        # more than 32 characters
+    CHARACTER = "character"      # a character that is not allowed (see ``detail``)
+    DIGITS = "digits"            # all digits: it would read as a connection id
+    RESERVED = "reserved"        # "all"
 
 
 class Failure(enum.Enum):
@@ -93,13 +104,16 @@ class Refused(Exception):
     """A verb of the node said no. Carries the reason; never words for a user."""
 
     def __init__(self, refusal: Refusal, *, peer_id: int = 0, limit: int = 0,
-                 errno: int | None = None, detail: str = "") -> None:
+                 errno: int | None = None, detail: str = "",
+                 problem: NameProblem | None = None) -> None:
         super().__init__(refusal.value)
         self.refusal = refusal
         self.peer_id = peer_id      # DUPLICATE: our id of the existing connection
         self.limit = limit          # FULL: the limit
         self.errno = errno          # NO_SOCKET: why
-        self.detail = detail        # NO_ROUTE: what was wrong with the address
+        self.detail = detail        # NO_ROUTE: what was wrong with the address;
+                                    # BAD_NAME: the character refused, if any
+        self.problem = problem      # BAD_NAME: what is wrong with the name
 
 
 class TrustProblem(enum.Enum):

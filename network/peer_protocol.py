@@ -35,7 +35,7 @@ States::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reactor.lines import LineCodec, LineTooLong
 
@@ -43,7 +43,8 @@ from . import wire
 from .handshake import Handshake
 from .outcomes import Direction, Refusal
 from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, HandshakeTimedOut,
-                              LineDiscarded, Messages, PeerRefused, PeerSilent, State)
+                              LineDiscarded, Messages, NameChanged, PeerRefused, PeerSilent,
+                              State)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class PeerProtocol(Handshake):
         self._cert = cert_der            # ours: offer TLS with it (None: no identity)
         self.secured = False             # the TLS handshake is done; all else is inside it
         self.peer_cert: bytes | None = None
+        self._announced = ours.name      # the name the other side last heard from us
         if direction is Direction.OUTGOING:
             self._queue(wire.tls_hello_line(cert_der) if cert_der else wire.hello_line(ours))
 
@@ -113,14 +115,36 @@ class PeerProtocol(Handshake):
         The caller has checked that it has no control characters. Nothing is
         sent once the connection is finishing.
         """
-        if self.state is State.PEER or self.state is State.PLAIN:
-            self.last_sent = now
+        if self.sending(now):
             return text.encode("utf-8") + b"\n"
         return b""
+
+    def sending(self, now: float) -> bool:
+        """A message goes out now (already encoded by the caller)? False once finishing."""
+        if self.state is State.PEER or self.state is State.PLAIN:
+            self.last_sent = now
+            return True
+        return False
 
     def send_bye(self, now: float) -> None:
         if self.state is State.PEER:
             self._queue(wire.control_line(wire.BYE))
+            self.last_sent = now
+
+    def send_name(self, name: str | None, now: float) -> None:
+        """We are called ``name`` from now on: tell a chat.py peer (a plain client hears nothing).
+
+        A hello not yet sent carries it; one already sent is followed by a
+        NAME line once the other side is known to be chat.py.
+        """
+        self.ours = replace(self.ours, name=name)
+        if self.state is State.PEER:
+            self._announce_name(now)
+
+    def _announce_name(self, now: float) -> None:
+        if self._announced != self.ours.name:
+            self._announced = self.ours.name
+            self._queue(wire.name_line(self.ours.name))
             self.last_sent = now
 
     @property
@@ -138,6 +162,7 @@ class PeerProtocol(Handshake):
         """Send our hello now and decide later (the node waits for its own connect)."""
         if not self._answered:
             self._answered = True
+            self._announced = self.ours.name
             self._queue(wire.hello_line(self.ours))
             self.last_sent = now
 
@@ -146,6 +171,7 @@ class PeerProtocol(Handshake):
         self.answer_hello(now)
         self.state = State.PEER
         self.last_received = now
+        self._announce_name(now)      # renamed after our hello left
         return self._decided(now)
 
     def refuse(self, refusal: Refusal, now: float, argument: int | str | None = None,
@@ -265,6 +291,9 @@ class PeerProtocol(Handshake):
         verb, words = wire.split_control(line)
         if verb == wire.BYE:
             return [Goodbye(duplicate=words[:1] == [wire.DUPLICATE_WORD])]
+        if verb == wire.NAME:
+            name, bad = wire.parse_name(" ".join(words) if words else None)
+            return [NameChanged(name, bad)]
         if verb == wire.REFUSE:
             self._finish(self.last_received)
             return [PeerRefused(wire.parse_refuse(words))]

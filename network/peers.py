@@ -29,6 +29,7 @@ class PeerInfo:
     direction: Direction
     speaks_protocol: bool   # a chat.py peer (False for nc and other programs)
     node_id: str | None = None
+    name: str | None = None     # what it calls itself (chat.py peers only; a label, not proof)
     fingerprint: bytes | None = None    # its identity, proven over TLS (None: plain)
     trusted_name: str | None = None     # the name our user gave that identity
 

@@ -40,6 +40,13 @@ class Messages:
 
 
 @dataclass(frozen=True)
+class NameChanged:
+    """It announced another name (``None``: none), or one that breaks the rule (``bad``)."""
+    name: str | None
+    bad: str | None = None      # the text it announced, if that is not a name (peer text)
+
+
+@dataclass(frozen=True)
 class LineDiscarded:
     nbytes: int
     limit: int

@@ -6,7 +6,7 @@ peer. chat.py peers also exchange *control lines*, which start with
 messages, so a user can never forge one)::
 
     \\x01HELLO chat/2 cert=<base64 DER>     "let us switch to TLS; this is my certificate"
-    \\x01HELLO chat/2 port=<1-65535> node=<16 hex digits> heartbeat=<ms>
+    \\x01HELLO chat/2 port=<1-65535> node=<16 hex digits> heartbeat=<ms> [name=<name>]
     \\x01REFUSE <reason> [<argument>]     reason: self | duplicate | full <limit> |
                                         busy <limit> | version <versions we speak> |
                                         malformed
@@ -20,6 +20,13 @@ connecting side is the TLS client) and send the full hello inside it, so the
 listening port, instance id and heartbeat never cross the network in clear.
 A side without an identity answers a certificate with its full hello, and the
 two go on in plain text.
+    \\x01NAME [<name>]                    "call me this from now on" (none: no name)
+
+Names (``network.names``) were added to chat/2 without a version bump: the
+field is optional and the verb new, and both are ignored by a chat/2 peer
+that does not know them. A name that breaks the rule is *not* a malformed
+hello: the connection is useful without it, so the hello is accepted with
+no name, and ``bad_name`` keeps the text for one notice.
 
 The parser is strict, because a hello decides who a connection is: the
 version must be one we speak, every known field must appear exactly once,
@@ -32,14 +39,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .names import MAX_NAME_CHARS, maybe_name
 from .outcomes import Refusal
 
 CONTROL_MARK = "\x01"
 VERSION = "chat/2"
 VERSIONS = (VERSION,)             # every version this program speaks
 
-HELLO, REFUSE, PING, BYE = "HELLO", "REFUSE", "PING", "BYE"
+HELLO, REFUSE, PING, BYE, NAME = "HELLO", "REFUSE", "PING", "BYE", "NAME"
 DUPLICATE_WORD = "duplicate"      # BYE duplicate: this connection gives way to another
+MAX_BAD_NAME_CHARS = 2 * MAX_NAME_CHARS     # what is kept of a refused name, for the notice
 
 NODE_ID_CHARS = 16
 MAX_CERT_CHARS = 3000             # base64 of a P-256 certificate is about 700
@@ -54,6 +63,8 @@ class Hello:
     port: int               # where the sender listens
     node_id: str            # random per process: tells two processes apart
     heartbeat_ms: int       # the sender speaks at least this often
+    name: str | None = None         # what the sender calls itself (a label, not proof)
+    bad_name: str | None = None     # a name it announced that breaks the rule (peer text)
 
 
 @dataclass(frozen=True)
@@ -79,8 +90,23 @@ def control_line(verb: str, *words: str) -> str:
 
 
 def hello_line(hello: Hello) -> str:
-    return control_line(HELLO, VERSION, f"port={hello.port}", f"node={hello.node_id}",
-                        f"heartbeat={hello.heartbeat_ms}")
+    words = [VERSION, f"port={hello.port}", f"node={hello.node_id}",
+             f"heartbeat={hello.heartbeat_ms}"]
+    if hello.name is not None:
+        words.append(f"name={hello.name}")
+    return control_line(HELLO, *words)
+
+
+def name_line(name: str | None) -> str:
+    return control_line(NAME) if name is None else control_line(NAME, name)
+
+
+def parse_name(text: str | None) -> tuple[str | None, str | None]:
+    """``(name, bad)``: a valid name, or ``None`` and the refused text (cut short)."""
+    if text is None:
+        return None, None
+    name = maybe_name(text)
+    return (name, None) if name is not None else (None, text[:MAX_BAD_NAME_CHARS])
 
 
 def tls_hello_line(cert_der: bytes) -> str:
@@ -131,9 +157,10 @@ def parse_hello(words: list[str]) -> Hello | TlsHello:
     node_id = fields["node"]
     if len(node_id) != NODE_ID_CHARS or not _HEX.issuperset(node_id):
         raise BadHello(Refusal.MALFORMED, "node is not 16 hex digits")
+    name, bad_name = parse_name(fields.get("name"))
     return Hello(port=_number(fields, "port", 1, 65535), node_id=node_id,
                  heartbeat_ms=_number(fields, "heartbeat", MIN_HEARTBEAT_MS,
-                                      MAX_HEARTBEAT_MS))
+                                      MAX_HEARTBEAT_MS), name=name, bad_name=bad_name)
 
 
 def _tls_hello(fields: dict[str, str]) -> TlsHello:

@@ -34,7 +34,7 @@ _PEER_GONE = (ConnectionError, TimeoutError)
 
 
 class StreamTransport:
-    __slots__ = ("_reactor", "_sock", "_fd", "_protocol", "_buffer", "_reading",
+    __slots__ = ("_reactor", "_sock", "_fd", "_protocol", "_buffer", "_head", "_reading",
                  "_closing", "closed", "_paused_writing", "high_water", "low_water",
                  "_flush_pending", "_eof_pending", "dropped_bytes",
                  "last_write_progress", "peername")
@@ -50,6 +50,9 @@ class StreamTransport:
         self._fd = sock.fileno()
         self._protocol = protocol
         self._buffer = bytearray()
+        # The one write of this turn into an empty buffer, kept as given: sent from
+        # there at the end of the turn, and only what the kernel leaves is copied.
+        self._head: bytes | None = None
         self._reading = True
         self._closing = False
         self.closed = False
@@ -85,7 +88,14 @@ class StreamTransport:
         self._reactor.set_handler(self._fd, self, events)
 
     def get_write_buffer_size(self) -> int:
-        return len(self._buffer)
+        head = self._head
+        return len(self._buffer) if head is None else len(head)
+
+    def _unhead(self) -> None:
+        """From now on everything is in ``_buffer`` (a second write, a close ...)."""
+        if self._head is not None:
+            self._buffer += self._head
+            self._head = None
 
     # -- reading ----------------------------------------------------------------
 
@@ -130,15 +140,39 @@ class StreamTransport:
             self._flush_pending = True
             self.last_write_progress = self._reactor.time()
             self._reactor.call_at_end_of_turn(self._flush)
-        self._buffer += data
+            self._head = bytes(data)       # no copy for bytes (the common case)
+        else:
+            self._unhead()
+            self._buffer += data
         self._maybe_pause_protocol()
 
     def _flush(self) -> None:
         self._flush_pending = False
-        if not self.closed and self._buffer:
-            self.on_writable()
+        head, self._head = self._head, None
+        if self.closed:
+            return
+        if head is None:
+            if self._buffer:
+                self.on_writable()
+            return
+        # One chunk written into an empty buffer this turn (a fan-out writes the same
+        # bytes to many connections): send it as it is, copy only what is left over.
+        try:
+            sent = self._sock.send(head)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._buffer += head
+            self._force_close(exc)
+            return
+        if sent:
+            self.last_write_progress = self._reactor.time()
+        if sent < len(head):
+            self._buffer += memoryview(head)[sent:]
+        self._after_send()
 
     def on_writable(self) -> None:
+        self._unhead()
         if self._buffer:
             try:
                 sent = self._sock.send(self._buffer)
@@ -150,7 +184,10 @@ class StreamTransport:
             if sent:
                 self.last_write_progress = self._reactor.time()
                 del self._buffer[:sent]
-                self._maybe_resume_protocol()
+        self._after_send()
+
+    def _after_send(self) -> None:
+        self._maybe_resume_protocol()
         if self._closing and not self._buffer:
             self._finish(None)
         elif self._eof_pending and not self._buffer:
@@ -160,12 +197,12 @@ class StreamTransport:
             self._update_interest()   # write interest stays on while anything is left
 
     def _maybe_pause_protocol(self) -> None:
-        if not self._paused_writing and len(self._buffer) > self.high_water:
+        if not self._paused_writing and self.get_write_buffer_size() > self.high_water:
             self._paused_writing = True
             self._protocol.pause_writing()
 
     def _maybe_resume_protocol(self) -> None:
-        if self._paused_writing and len(self._buffer) <= self.low_water:
+        if self._paused_writing and self.get_write_buffer_size() <= self.low_water:
             self._paused_writing = False
             self._protocol.resume_writing()
 
@@ -185,6 +222,7 @@ class StreamTransport:
         if self._closing or self.closed or self._eof_pending:
             return
         self._eof_pending = True
+        self._unhead()
         if not self._buffer:
             self._shutdown_write()
 
@@ -199,6 +237,7 @@ class StreamTransport:
         if self._closing or self.closed:
             return
         self._closing = True
+        self._unhead()
         if self._buffer:
             self._update_interest()  # keep write interest only
         else:
@@ -211,6 +250,7 @@ class StreamTransport:
     def _force_close(self, exc: BaseException | None) -> None:
         if self.closed:
             return
+        self._unhead()
         self.dropped_bytes = len(self._buffer)
         self._buffer.clear()
         self._closing = True

@@ -23,7 +23,11 @@ LISTENING = re.compile(r"listening on [\d.]+:(\d+)")
 
 
 class ChatProcess:
-    """One ``chat.py`` subprocess with its stdin, stdout and stderr as pipes."""
+    """One ``chat.py`` subprocess with its stdin, stdout and stderr as pipes.
+
+    Without a ``--name`` among ``args`` it runs with ``--name=`` (no name), so
+    what a test expects does not depend on the login name it runs under.
+    """
 
     def __init__(self, *args: str, prefix: list[str] | None = None, stdin=subprocess.PIPE,
                  env: dict | None = None, wait_listening: bool = True,
@@ -31,6 +35,8 @@ class ChatProcess:
         full_env = dict(os.environ, PYTHONUNBUFFERED="1")
         if env:
             full_env.update(env)
+        if not any(arg.startswith("--name") for arg in args):
+            args = (*args, "--name=")
         self.proc = subprocess.Popen([*(prefix or []), sys.executable, CHAT, *args],
                                      stdin=stdin, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=full_env, cwd=str(ROOT),

@@ -129,7 +129,7 @@ def test_errors_never_echo_raw_escapes_from_stdin():
     assert errors == [
         r'error: unknown command "x\x1b]0;PWNED\x07\x1b[2J"; type "help" to see the commands',
         r'error: unknown command "\x1b[31mred"; type "help" to see the commands',
-        r'error: "\u202e1" is not a connection id; ids are the numbers that "list" shows',
+        r'error: no connection with id or name "\u202e1"; type "list" to see the connections',
         r"error: cannot connect to \x1b[2J:80: unknown host; use a numeric IPv4 address such "
         r"as 192.168.1.5 (names are looked up only in /etc/hosts, never in DNS)",
     ], errors

@@ -120,8 +120,8 @@ def test_help_is_generated_from_the_registry(h):
     out = h.out()
     assert out[0] == "commands:"
     for command in h.registry:
-        assert any(line.startswith(f"  {command.synopsis} ") and line.endswith(command.summary)
-                   for line in out), command.name
+        assert any(line.startswith(f"  {command.name} ") and line.endswith(command.summary)
+                   and command.usage in line for line in out), command.name
     assert out[-1] == 'type "help <command>" for more about one command'
     h.run("help send")
     assert "usage: send <id> <message>" in h.out()
@@ -135,9 +135,9 @@ def test_info_commands(h):
 
 def test_list(h):
     h.run("list")
-    assert h.out() == ["id  IP address  port  connection                 trust",
-                       " 1  10.0.0.2    8080  you connected              plain",
-                       " 3  10.0.0.3    7070  it connected, not chat.py  plain"]
+    assert h.out() == ["id  name  IP address  port  connection                 trust",
+                       " 1  -     10.0.0.2    8080  you connected              plain",
+                       " 3  -     10.0.0.3    7070  it connected, not chat.py  plain"]
     h.node.table.clear()
     h.run("list")
     assert h.out()[-1] == 'no connections; open one with "connect <ip> <port>"'
@@ -149,8 +149,8 @@ def test_list(h):
     ("myport now", '"myport" takes no arguments; usage: myport'),
     ("send", '"send" needs more arguments; usage: send <id> <message>'),
     ("send 1", "empty message; usage: send <id> <message>"),
-    ("send one hi", '"one" is not a connection id; ids are the numbers that "list" shows'),
-    ("send -1 hi", '"-1" is not a connection id; ids are the numbers that "list" shows'),
+    ("send one hi", 'no connection with id or name "one"; type "list" to see the connections'),
+    ("send -1 hi", 'no connection with id or name "-1"; type "list" to see the connections'),
     ("send 2 hi", 'no connection with id 2; type "list" to see the connections'),
     ("send 1 " + "a" * 101, "message is 101 characters long; the limit is 100 (nothing was sent)"),
     ("send 1 esc\x1b[2J", r"messages cannot contain control characters (found \x1b); "
@@ -159,7 +159,7 @@ def test_list(h):
                                 "nothing was sent"),
     ("terminate", '"terminate" needs more arguments; usage: terminate <id>'),
     ("terminate 1 2", '"terminate" takes at most 1 argument; usage: terminate <id>'),
-    ("terminate x", '"x" is not a connection id; ids are the numbers that "list" shows'),
+    ("terminate x", 'no connection with id or name "x"; type "list" to see the connections'),
     ("connect 1.2.3.4", '"connect" needs more arguments; usage: connect <ip> <port>'),
     ("connect 1.2.3.4 abc", '"abc" is not a port; a port is a number from 1 to 65535'),
     ("connect 1.2.3.4 0", '"0" is not a port; a port is a number from 1 to 65535'),
@@ -172,8 +172,8 @@ def test_list(h):
     ("help nothing", 'unknown command "nothing"; type "help" to see the commands'),
     ("x\x1b]0;PWNED\x07\x1b[2J", r'unknown command "x\x1b]0;PWNED\x07\x1b[2J"; type "help" '
                                   'to see the commands'),
-    ("send \u202eid hi", r'"\u202eid" is not a connection id; ids are the numbers that '
-                         '"list" shows'),
+    ("send \u202eid hi", r'no connection with id or name "\u202eid"; type "list" to see '
+                         'the connections'),
     ("help \x1b[31m", r'unknown command "\x1b[31m"; type "help" to see the commands'),
 ])
 def test_mistakes_are_one_error_line(h, line, error):
@@ -286,7 +286,8 @@ def test_registry_refuses_duplicates_and_keeps_order():
     with pytest.raises(CommandError):
         registry.split("b")
     assert default_registry().names() == ["help", "myip", "myport", "myid", "connect", "list",
-                                          "terminate", "send", "trust", "untrust", "exit"]
+                                          "terminate", "send", "name", "trust", "untrust",
+                                          "exit"]
 
 
 def test_console_stops_writing_when_stdout_is_gone():
@@ -379,7 +380,8 @@ def test_completion_after_help_offers_command_names():
     complete = make_completer(default_registry(), FakeNode().peers)
     assert complete("help s") == ["send"]
     assert complete("help my") == ["myip", "myport", "myid"]
-    assert complete("send ") == ["1", "3"]
+    assert complete("send ") == ["1", "3", "all"]
+    assert complete("terminate ") == ["1", "3"]
     assert complete("list ") == []
 
 

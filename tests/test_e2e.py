@@ -17,7 +17,7 @@ def test_two_peers_connect_send_list_terminate(chat):
     a.type("send 1 back at you")
     b.wait_for(rf"message from peer 1 \(127\.0\.0\.1:{a.port}\): back at you\n")
     a.type("list")
-    a.wait_for(rf"\n +1  127\.0\.0\.1 +{b.port}  it connected +\S.*\n")
+    a.wait_for(rf"\n +1  - +127\.0\.0\.1 +{b.port}  it connected +\S.*\n")
     b.type("terminate 1")
     b.wait_for(rf"closed the connection to peer 1 \(127\.0\.0\.1:{a.port}\)")
     a.wait_for(rf"peer 1 \(127\.0\.0\.1:{b.port}\) closed the connection")
@@ -57,7 +57,7 @@ def test_three_peers_ids_are_stable_and_never_reused(chat):
     a.wait_for(rf"message from peer 2 \(127\.0\.0\.1:{c.port}\): to a\n")
     b.wait_for(rf"message from peer 2 \(127\.0\.0\.1:{c.port}\): to b\n")
     a.type("list")
-    a.wait_for(rf"\n +1  127\.0\.0\.1 +{b.port}  it connected +\S.*\n +2  127\.0\.0\.1 +{c.port}  "
+    a.wait_for(rf"\n +1  - +127\.0\.0\.1 +{b.port}  it connected +\S.*\n +2  - +127\.0\.0\.1 +{c.port}  "
                rf"it connected +\S.*\n")
     # b leaves: everyone who knew it says so; c stays peer 2 at a.
     b.type("exit")
@@ -81,7 +81,7 @@ def test_help_myip_myport(chat):
                  "send <id> <message>", "exit"):
         a.wait_for(rf"\n  {name} +\S", from_start=True)
     a.type("help send")
-    a.wait_for(r"usage: send <id> <message>\n  send a message \(at most 100 characters\)")
+    a.wait_for(r"usage: send <id> <message>\n  send a message to <id>, a name")
     a.type("myport", "myip")
     a.wait_for(rf"listening port: {a.port}\n")
     a.wait_for(rf"IP address: {re.escape(my_ipv4())}\n")
@@ -98,8 +98,8 @@ def test_every_mistake_is_one_error_line_and_the_program_goes_on(chat):
         "send": r'"send" needs more arguments; usage: send <id> <message>',
         "send 1": r"empty message; usage: send <id> <message>",
         "send 1     ": r"empty message; usage: send <id> <message>",
-        "send x hi": r'"x" is not a connection id',
-        "send -1 hi": r'"-1" is not a connection id',
+        "send x hi": r'no connection with id or name "x"',
+        "send -1 hi": r'no connection with id or name "-1"',
         "send 7 hi": r'no connection with id 7; type "list"',
         "terminate": r'"terminate" needs more arguments; usage: terminate <id>',
         "terminate 9": r"no connection with id 9",
@@ -157,7 +157,7 @@ def test_connect_errors_each_say_what_went_wrong(chat):
     b.wait_for(rf"already connected to 127\.0\.0\.1:{a.port} as peer 1\n")
     for p in (a, b):
         p.type("list")
-        p.wait_for(r"\n +1  127\.0\.0\.1 +\d+  \w+ connected +\S.*\n(?! +2 )")
+        p.wait_for(r"\n +1  - +127\.0\.0\.1 +\d+  \w+ connected +\S.*\n(?! +2 )")
     assert "Traceback" not in a.text("err") + b.text("err")
 
 
@@ -196,7 +196,7 @@ def test_a_raw_socket_is_a_full_peer_both_ways(chat):
         raw.sendall("half a line é".encode())
         a.wait_for(r"message from peer 1 \([^)]*\): half a line é\n", timeout=5)
         a.type("list")
-        a.wait_for(rf" 1  127\.0\.0\.1 +{src_port}  it connected, not chat\.py")
+        a.wait_for(rf" 1  - +127\.0\.0\.1 +{src_port}  it connected, not chat\.py")
     a.wait_for(rf"peer 1 \(127\.0\.0\.1:{src_port}\) closed the connection")
 
 
@@ -225,7 +225,7 @@ def _receiver(chat):
 def test_piped_script_delivers_and_exits(chat):
     a = _receiver(chat)
     script = f"connect 127.0.0.1 {a.port}\nsend 1 hi from a script\nexit\n"
-    out = subprocess.run([sys.executable, CHAT, "0", *LOCAL], input=script.encode(),
+    out = subprocess.run([sys.executable, CHAT, "0", *LOCAL, "--name="], input=script.encode(),
                          capture_output=True, timeout=20)
     assert out.returncode == 0, out
     assert b"sent to peer 1" in out.stdout and out.stderr == b""
@@ -238,7 +238,7 @@ def test_script_from_a_file_and_end_of_input_is_exit(chat, tmp_path):
     script = tmp_path / "demo.txt"
     script.write_text(f"connect 127.0.0.1 {a.port}\nsend 1 one\nsend 1 two\nsend 1 no newline")
     with open(script, "rb") as f:
-        out = subprocess.run([sys.executable, CHAT, "0", *LOCAL], stdin=f,
+        out = subprocess.run([sys.executable, CHAT, "0", *LOCAL, "--name="], stdin=f,
                              capture_output=True, timeout=20)
     assert out.returncode == 0, out
     a.wait_for(r"\): one\n[^\n]*\): two\n[^\n]*\): no newline\n")
@@ -246,7 +246,7 @@ def test_script_from_a_file_and_end_of_input_is_exit(chat, tmp_path):
 
 
 def test_dev_null_stdin_exits_at_once(chat):
-    out = subprocess.run([sys.executable, CHAT, "0", *LOCAL], stdin=subprocess.DEVNULL,
+    out = subprocess.run([sys.executable, CHAT, "0", *LOCAL, "--name="], stdin=subprocess.DEVNULL,
                          capture_output=True, timeout=20)
     assert out.returncode == 0 and out.stdout.endswith(b"exiting\n") and out.stderr == b""
 

@@ -298,7 +298,7 @@ def test_a_frozen_peer_is_dropped_by_heartbeat_and_a_quiet_raw_peer_is_not(chat)
         figure("frozen peer (heartbeat 0.3 s) dropped after (s)", round(took, 2))
         assert took < 3
         a.type("list")
-        a.wait_for(r"\n +2  127\.0\.0\.1 +\d+  it connected, not chat\.py +plain\n")
+        a.wait_for(r"\n +2  - +127\.0\.0\.1 +\d+  it connected, not chat\.py +plain\n")
         assert "dropped peer 2" not in a.text()
     finally:
         os.kill(b.pid, signal.SIGCONT)
@@ -487,7 +487,7 @@ def test_seeded_fuzz_from_many_peers(chat):
             assert latency_of_myport(a) < 5
     assert latency_of_myport(a) < 5
     a.type("list")
-    a.wait_for(r"(no connections|id  IP address)")
+    a.wait_for(r"(no connections|id  name +IP address)")
     assert not FORBIDDEN.search(a.raw()), "a control byte reached stdout"
     assert "Traceback" not in a.text("err") and "internal error" not in a.text("err")
     assert a.proc.poll() is None

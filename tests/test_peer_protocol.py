@@ -12,7 +12,8 @@ from network import wire
 from network.outcomes import Direction, Refusal
 from network.peer_protocol import PeerProtocol, Timing
 from network.protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, HandshakeTimedOut,
-                                     HelloReceived, LineDiscarded, Messages, PeerRefused,
+                                     HelloReceived, LineDiscarded, Messages, NameChanged,
+                                     PeerRefused,
                                      PeerSilent, StartTLS, State)
 
 OURS = wire.Hello(9090, "0123456789abcdef", 15000)
@@ -401,3 +402,62 @@ def test_inside_tls_an_endless_first_line_is_a_bad_hello_not_a_plain_client():
     out.data_to_send()
     events = out.receive_data(b"y" * 100, 0.3)
     assert [type(e) for e in events] == [BadHello] and out.state is State.FINISHING
+# -- names ------------------------------------------------------------------------------------
+
+def test_a_rename_reaches_a_chat_peer_as_one_name_line():
+    proto = peer()
+    proto.send_name("alicia", 3.0)
+    assert proto.data_to_send() == "\x01NAME alicia\n".encode()
+    assert proto.last_sent == 3.0
+    proto.send_name("alicia", 4.0)                  # no change: nothing to say
+    assert proto.data_to_send() == b""
+
+
+def test_a_plain_client_never_hears_of_names():
+    proto = incoming()
+    proto.tick(1.0)                                 # silent: plain
+    proto.send_name("alicia", 2.0)
+    assert proto.data_to_send() == b""
+
+
+def test_a_name_set_before_our_hello_goes_in_it_and_after_it_follows_the_accept():
+    proto = incoming()
+    proto.send_name("early", 0.1)                   # our hello is not sent yet
+    proto.receive_data(HELLO, 0.2)
+    proto.accept_peer(0.3)
+    assert proto.data_to_send() == (wire.hello_line(
+        wire.Hello(OURS.port, OURS.node_id, OURS.heartbeat_ms, name="early")) + "\n").encode()
+    out = outgoing()                                # our hello left with no name
+    out.send_name("late", 0.1)
+    out.receive_data(HELLO, 0.2)
+    out.accept_peer(0.3)
+    assert out.data_to_send() == OUR_HELLO + "\x01NAME late\n".encode()
+
+
+@pytest.mark.parametrize("line,event", [
+    ("\x01NAME alicia\n", NameChanged("alicia")),
+    ("\x01NAME 日本.太郎\n", NameChanged("日本.太郎")),
+    ("\x01NAME\n", NameChanged(None)),
+    ("\x01NAME alice bob\n", NameChanged(None, "alice bob")),
+    ("\x01NAME \x1b[2Jevil\n", NameChanged(None, "\x1b[2Jevil")),
+    ("\x01NAME " + "n" * 33 + "\n", NameChanged(None, "n" * 33)),
+])
+def test_a_name_line_is_an_event_checked_like_our_own_names(line, event):
+    _, events = feed_split(lambda: peer(), b"before\n" + line.encode() + b"after\n")
+    assert events == [Messages(["before"]), event, Messages(["after"])]
+
+
+def test_a_name_in_the_hello_and_a_bad_one_arrive_with_the_hello():
+    named = wire.Hello(8080, "fedcba9876543210", 2000, name="bob")
+    _, events = feed_split(incoming, (wire.hello_line(named) + "\n").encode(), accept)
+    assert events == [HelloReceived(named)]
+    data = HELLO[:-1] + " name=b\x1bb\n".encode()
+    _, events = feed_split(incoming, data, accept)
+    assert events[0].hello.name is None and events[0].hello.bad_name == "b\x1bb"
+
+
+def test_a_name_line_from_a_plain_client_is_just_text():
+    proto = incoming()
+    proto.tick(1.0)
+    assert proto.receive_data(b"x\n\x01NAME mallory\n", 1.5) == \
+        [Messages(["x", "\x01NAME mallory"])]

@@ -98,7 +98,7 @@ def term():
     started = []
 
     def start(*args, argv=None, **kw):
-        p = Pty(argv or [sys.executable, CHAT, "0", *LOCAL, *args], **kw)
+        p = Pty(argv or [sys.executable, CHAT, "0", *LOCAL, "--name=", *args], **kw)
         started.append(p)
         return p
 

@@ -145,8 +145,9 @@ def test_editing_keys_history_and_completion(term):
     with socket.create_connection(("127.0.0.1", t.port), timeout=5) as raw:
         raw.sendall(b"x\n")
         t.wait_for(rb"peer 1 ")
-        # Tab completes the command and then the id; Left/Home/Ctrl-K edit in the middle.
-        t.type(b"se\t\t" + "héllo 日本 wörld".encode() + b"\x1b[D\x1b[D\x1b[D\x1b[D\x1b[D"
+        # Tab completes the command and then the id ("1" or "all": one more key);
+        # Left/Home/Ctrl-K edit in the middle.
+        t.type(b"se\t1\t" + "héllo 日本 wörld".encode() + b"\x1b[D\x1b[D\x1b[D\x1b[D\x1b[D"
                b"\x0b\x01\x1b[C\x1b[C\x1b[C\x1b[C\x1b[C\x1b[C\x1b[C\r")
         buf = bytearray()
         assert recv_line(raw, buf=buf) == "héllo 日本".encode()

@@ -305,3 +305,32 @@ def test_listener_backs_off_on_emfile():
     client.close()
     real.close()
     reactor.close()
+
+
+def test_a_write_kept_uncopied_until_the_end_of_the_turn_survives_close_and_more_writes():
+    reactor = Reactor()
+    ours, theirs = tcp_pair()
+    t = StreamTransport(reactor, ours, Recording())
+    t.write(b"one\n")                  # kept as given, sent at the end of the turn
+    t.write(bytearray(b"two\n"))      # a second write: both go to the buffer, in order
+    t.write_eof()
+    assert t.get_write_buffer_size() == 8
+    run_reactor_until(reactor, lambda: t.get_write_buffer_size() == 0)
+    theirs.settimeout(5)
+    assert theirs.recv(100) == b"one\ntwo\n" and theirs.recv(100) == b""
+    ours2, theirs2 = tcp_pair()
+    t2 = StreamTransport(reactor, ours2, Recording())
+    t2.write(b"closing\n")
+    t2.close()                         # before the end of the turn: still sent
+    run_reactor_until(reactor, lambda: t2.closed)
+    theirs2.settimeout(5)
+    assert theirs2.recv(100) == b"closing\n"
+    ours3, theirs3 = tcp_pair()
+    t3 = StreamTransport(reactor, ours3, Recording())
+    t3.write(b"dropped\n")
+    t3.abort()
+    assert t3.dropped_bytes == 8
+    reactor.run_once()
+    for s in (theirs, theirs2, theirs3):
+        s.close()
+    reactor.close()

@@ -95,3 +95,30 @@ def test_plain_text_is_never_control():
     assert wire.split_control("\x01") == ("", [])
     assert wire.split_control("\x01BYE") == ("BYE", [])
     assert wire.split_control("\x01bye") == ("bye", [])     # verbs are case-sensitive now
+
+
+# -- names ------------------------------------------------------------------------------------
+
+def test_a_name_rides_in_the_hello_and_round_trips():
+    hello = wire.Hello(9090, NODE, 15000, name="日本.太郎")
+    line = wire.hello_line(hello)
+    assert line.endswith(" name=日本.太郎")
+    assert wire.parse_hello(words(line)) == hello
+    assert "name=" not in wire.hello_line(wire.Hello(9090, NODE, 15000))   # none: no field
+
+
+@pytest.mark.parametrize("text", ["\x1b[31mred", "x" * 33, "1234", "all", "a:b", "",
+                                  "\u0301accent", "zalgo" + "\u0301" * 5])
+def test_a_bad_name_is_not_a_malformed_hello_it_is_no_name(text):
+    hello = wire.parse_hello(["chat/2", "port=1", f"node={NODE}", "heartbeat=100",
+                              f"name={text}"])
+    assert hello.name is None and hello.bad_name == text
+
+
+def test_a_name_field_may_appear_once_and_the_refused_text_is_kept_short():
+    with pytest.raises(wire.BadHello, match="name appears twice"):
+        wire.parse_hello(["chat/2", "port=1", f"node={NODE}", "heartbeat=100", "name=a",
+                          "name=b"])
+    assert wire.parse_name("y" * 500) == (None, "y" * wire.MAX_BAD_NAME_CHARS)
+    assert wire.parse_name("e\u0301") == ("\u00e9", None)          # NFC
+    assert wire.name_line("bob") == "\x01NAME bob" and wire.name_line(None) == "\x01NAME"

@@ -21,6 +21,10 @@ Scenarios:
            latency with them present.
   burst    M sends piped into stdin while the target peer reads nothing for a second:
            all must arrive in order; peak RSS; a second peer's messages' latency meanwhile.
+  fanout   P plain sockets connected to the receiver, M "send all" lines piped into its
+           stdin; one of the sockets reads nothing for the first second (a small receive
+           buffer). Delivered messages/s to the others, how long the slow one takes once
+           it reads, peak RSS, and on every socket: lost, reordered, corrupted.
   startup  time from exec to the listening line.
 """
 
@@ -420,8 +424,74 @@ def startup(impl: str, cfg) -> dict:
     return {"listening_ms": statistics.median(times) * 1e3}
 
 
-SCENARIOS = {"fanin": fanin, "latency": latency, "scale": scale, "burst": burst,
-             "startup": startup}
+def fanout(impl: str, cfg) -> dict:
+    """``send all`` to P sockets; socket 0 reads nothing for ``cfg.fanout_stall_s``."""
+    import selectors
+    peers, n, stall = cfg.fanout_peers, cfg.fanout_sends, cfg.fanout_stall_s
+    lines = [b"send all f-%06d " % j + b"z" * 80 for j in range(n)]
+    expected = b"".join(line[9:] + b"\n" for line in lines)
+    with tempfile.TemporaryDirectory() as tmp:
+        rx = Receiver(impl, os.path.join(tmp, "out"))
+        socks = []
+        try:
+            for i in range(peers):
+                s = socket.socket()
+                if i == 0:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.connect(("127.0.0.1", rx.port))
+                s.sendall(b"hello-%d\n" % i)
+                socks.append(s)
+            deadline = time.monotonic() + cfg.timeout
+            while time.monotonic() < deadline:     # every socket is a known peer
+                with open(os.path.join(tmp, "out"), "rb") as f:
+                    if f.read().count(b"hello-") >= peers:
+                        break
+                time.sleep(0.01)                    # polling a file: nothing to wait on
+            got = [bytearray() for _ in socks]
+            done_at = [0.0] * peers
+            sel = selectors.DefaultSelector()
+            for i, s in enumerate(socks[1:], 1):
+                s.setblocking(False)
+                sel.register(s, selectors.EVENT_READ, i)
+            cpu0 = cpu_s(rx.pid)
+            t0 = time.perf_counter()
+            feeder = threading.Thread(target=rx.send_stdin, args=(b"\n".join(lines) + b"\n",))
+            feeder.start()
+            slow_registered = False
+            left = peers
+            while left and time.monotonic() < deadline:
+                if not slow_registered and time.perf_counter() - t0 >= stall:
+                    socks[0].setblocking(False)
+                    sel.register(socks[0], selectors.EVENT_READ, 0)
+                    slow_registered = True
+                for key, _ in sel.select(0.01):
+                    i = key.data
+                    data = key.fileobj.recv(1 << 20)
+                    got[i] += data
+                    if not data or len(got[i]) >= len(expected):
+                        done_at[i] = time.perf_counter() - t0
+                        sel.unregister(key.fileobj)
+                        left -= 1
+            hwm = proc_kib(rx.pid, "VmHWM")
+            cpu = cpu_s(rx.pid) - cpu0
+            feeder.join(timeout=30)
+        finally:
+            for s in socks:
+                s.close()
+            rx.stop()
+    fast = done_at[1:]
+    bad = [i for i in range(peers) if bytes(got[i]) != expected]
+    lost = sum(max(0, n - got[i].count(b"\n")) for i in range(peers))
+    return {"msgs_per_s": (peers - 1) * n / max(fast) if all(fast) else 0.0,
+            "fast_done_s": max(fast) if all(fast) else -1,
+            "slow_done_after_stall_s": done_at[0] - stall if done_at[0] else -1,
+            "peak_rss_mib": hwm / 1024, "lost": lost, "peers_not_exact": len(bad),
+            "cpu_ms": cpu * 1e3}
+
+
+SCENARIOS = {"fanin": fanin, "fanout": fanout, "latency": latency, "scale": scale,
+             "burst": burst, "startup": startup}
+FANOUT_IMPLS = ("chat", "floor")      # the others do not speak "send all"
 
 
 # -- running and reporting ---------------------------------------------------------------------
@@ -434,6 +504,8 @@ def run(cfg) -> dict:
         results[scenario] = {impl: [] for impl in cfg.impls}
         for rnd in range(cfg.rounds):
             for impl in cfg.impls:
+                if scenario == "fanout" and impl not in FANOUT_IMPLS:
+                    continue
                 if scenario == "scale" and impl == "threads" and max(cfg.scale_sizes) > 2000 \
                         and not cfg.threads_scale:
                     continue
@@ -504,7 +576,12 @@ def parse_args(argv=None):
     p.add_argument("--scale-sizes", default="1,1000,5000")
     p.add_argument("--burst-sends", type=int, default=100000)
     p.add_argument("--startup-runs", type=int, default=5)
+    p.add_argument("--fanout-peers", type=int, default=100)
+    p.add_argument("--fanout-sends", type=int, default=2000)
+    p.add_argument("--fanout-stall-s", type=float, default=1.0)
     p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--before", metavar="DIR",
+                   help="also run the chat.py in DIR (an older checkout) as impl \"before\"")
     p.add_argument("--threads-scale", action="store_true",
                    help="also run thread-per-peer at 5,000 peers (5,000 threads)")
     cfg = p.parse_args(argv)
@@ -512,8 +589,12 @@ def parse_args(argv=None):
         cfg.fanin_peers, cfg.fanin_lines = 10, 2000
         cfg.latency_rounds, cfg.scale_sizes = 100, "1,200"
         cfg.burst_sends, cfg.startup_runs = 10000, 3
+        cfg.fanout_peers, cfg.fanout_sends = 20, 500
     cfg.rounds = cfg.rounds or (1 if cfg.quick else 3)
     cfg.impls = cfg.impls.split(",")
+    if cfg.before:
+        IMPLS["before"] = [PY, str(Path(cfg.before) / "chat.py"), *IMPLS["chat"][2:]]
+        cfg.impls.append("before")
     cfg.scenarios = cfg.scenarios.split(",")
     cfg.scale_sizes = [int(x) for x in cfg.scale_sizes.split(",")]
     return cfg

@@ -2,8 +2,11 @@
 
 One bounded recv per event, split on newlines, one os.write of all the output
 of a wakeup. Speaks the same line protocol as chat.py and takes
-``send <id> <message>`` on stdin (ids in connection order from 1). No
-limits, no sanitising: it exists only to measure against.
+``send <id> <message>`` on stdin (ids in connection order from 1), and
+``send all <message>`` (the fan-out reference: every message read in one
+wakeup is joined once and offered to each socket with one ``send``; what a
+socket does not take waits for its write readiness). No limits, no
+sanitising: it exists only to measure against.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ def main(port: int) -> None:
     next_id = 1
     while True:
         out = []
+        fanout = []
         for key, mask in sel.select():
             what = key.data
             if what == "accept":
@@ -53,7 +57,9 @@ def main(port: int) -> None:
                 *lines, stdin_tail = (stdin_tail + data).split(b"\n")
                 for line in lines:
                     parts = line.split(b" ", 2)
-                    if len(parts) == 3 and parts[0] == b"send" and int(parts[1]) in ids:
+                    if len(parts) == 3 and parts[0] == b"send" and parts[1] == b"all":
+                        fanout.append(parts[2])
+                    elif len(parts) == 3 and parts[0] == b"send" and int(parts[1]) in ids:
                         c = ids[int(parts[1])]
                         if c.fileno() < 0:
                             continue
@@ -80,6 +86,21 @@ def main(port: int) -> None:
                         continue
                     *lines, tails[c] = (tails[c] + data).split(b"\n")
                     out.extend(lines)
+        if fanout:
+            data = b"\n".join(fanout) + b"\n"
+            for c in ids.values():
+                if c.fileno() < 0:
+                    continue
+                waiting = bool(outq[c])
+                outq[c] += data
+                if waiting:
+                    continue            # it waits for write readiness already
+                try:
+                    del outq[c][:c.send(outq[c])]
+                except (BlockingIOError, ConnectionError):
+                    pass
+                if outq[c]:
+                    sel.modify(c, EV_R | EV_W, "peer")
         if out:
             os.write(1, b"\n".join(out) + b"\n")
 

@@ -1,0 +1,89 @@
+"""One message to every connection (``send all``) without waiting for the slowest.
+
+Messages are coalesced, as Nagle's algorithm does for bytes: they go out at
+the end of the first loop turn that adds none (so a message typed alone
+leaves at the end of the next turn), or once ``FANOUT_BATCH_BYTES`` are
+waiting. Then they are joined once and written to each connection below its
+high-water mark with one call, so a script of many ``send all`` costs per
+batch and connection, not per message and connection. A connection above
+the mark gets them later, in order, as with ``Node.send``, and nobody waits
+for it.
+
+Each message's ``done(count, missed)`` comes when every connection has it
+in its buffer or has closed: ``count`` connections were open when it left,
+``missed`` lists the ``PeerInfo`` of those that closed first. Anything else
+that goes to a connection (a single ``send``, a rename, a terminate, the
+goodbye at exit) calls :meth:`Fanout.flush` first, so order is kept.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import Callable
+
+FANOUT_BATCH_BYTES = 32 * 1024   # coalesced at most while a script keeps adding
+
+
+class Fanout:
+    def __init__(self, reactor, connections: Callable[[], list]) -> None:
+        self._reactor = reactor
+        self._connections = connections     # the established connections, now
+        self._batch: list = []              # (text, encoded, done)
+        self._bytes = 0
+        self._fresh = False                 # the batch grew during this turn
+
+    def add(self, text: str, done: Callable[[int, list], None]) -> None:
+        if not self._batch:
+            self._reactor.call_at_end_of_turn(self._turn_ended)
+        encoded = text.encode("utf-8") + b"\n"
+        self._batch.append((text, encoded, done))
+        self._bytes += len(encoded)
+        self._fresh = True
+
+    def _turn_ended(self) -> None:
+        if not self._batch:
+            return
+        if self._fresh and self._bytes < FANOUT_BATCH_BYTES:
+            self._fresh = False     # more may come next turn: look again after it
+            self._reactor.call_soon(self._reactor.call_at_end_of_turn, self._turn_ended)
+            return
+        self.flush()
+
+    def flush(self) -> None:
+        """Send the batch now (before anything else goes to a connection)."""
+        if not self._batch:
+            return
+        batch, self._batch, self._bytes = self._batch, [], 0
+        data = b"".join(encoded for _, encoded, _ in batch)
+        ends = list(itertools.accumulate(len(encoded) for _, encoded, _ in batch))
+        conns = self._connections()
+        tallies = [_Tally(len(conns), done) for _, _, done in batch]
+        now = self._reactor.time()
+        for conn in conns:
+            if not conn.send_batch(data, ends, now):
+                for (text, _, _), tally in zip(batch, tallies):
+                    tally.waiting += 1
+                    conn.waiting.append((text, functools.partial(tally.one_done, conn)))
+        for tally in tallies:
+            tally.check()
+
+
+class _Tally:
+    """One message: who still has to take it, who closed first."""
+
+    __slots__ = ("count", "done", "waiting", "missed")
+
+    def __init__(self, count: int, done: Callable[[int, list], None]) -> None:
+        self.count, self.done, self.waiting, self.missed = count, done, 0, []
+
+    def one_done(self, conn, ok: bool) -> None:
+        if not ok:
+            self.missed.append(conn.info)
+        self.waiting -= 1
+        self.check()
+
+    def check(self) -> None:
+        if self.waiting == 0 and self.done is not None:
+            done, self.done = self.done, None
+            done(self.count, self.missed)
