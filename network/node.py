@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Callable, Protocol as TypingProtocol
+from typing import Callable
 
 from reactor.listener import Listener, open_listening_socket
 from reactor.loop import Reactor
@@ -40,10 +40,11 @@ from .admission import MAX_FAREWELLS, Admission
 from .attempt import Attempt
 from .connection import Connection
 from .events import ConnectionEvents
+from .observer import Observer
 from .identities import IdentityRules
 from .fanout import Fanout
 from .names import BadName, check_name
-from .outcomes import CloseReason, ConnectFailed, Direction, Failure, Lost, Refusal, Refused
+from .outcomes import CloseReason, ConnectFailed, Direction, Failure, Refusal, Refused
 from .peer_protocol import PeerProtocol, Timing
 from .peers import PeerInfo, PeerTable
 
@@ -62,24 +63,6 @@ class NodeOptions:
     trusted_only: bool = False      # refuse every connection that is not a trusted identity
     name: str | None = None        # announced to chat.py peers (already checked)
     timing: Timing = field(default_factory=Timing)
-
-
-class Observer(TypingProtocol):
-    def peer_connected(self, info: PeerInfo) -> None: ...
-    def peer_upgraded(self, info: PeerInfo) -> None: ...
-    def peer_renamed(self, before: PeerInfo, after: PeerInfo) -> None: ...
-    def bad_name(self, info: PeerInfo, text: str) -> None: ...
-    def peer_lost(self, info: PeerInfo, lost: Lost) -> None: ...
-    def messages_received(self, info: PeerInfo, texts: list) -> None: ...
-    def line_too_long(self, info: PeerInfo, nbytes: int, limit: int) -> None: ...
-    def connect_failed(self, host: str, port: int, failed: ConnectFailed) -> None: ...
-    def already_connected(self, info: PeerInfo) -> None: ...
-    def incoming_refused(self, address: str | None, refusal: Refusal, count: int,
-                         limit: int) -> None: ...
-    def bad_hello(self, address: str, refusal: Refusal, detail: str) -> None: ...
-    def identity_changed(self, address: str, trusted, shown_id: str | None) -> None: ...
-    def untrusted_refused(self, address: str, refusal: Refusal) -> None: ...
-    def accept_paused(self, errno: int | None, retry_s: float) -> None: ...
 
 
 class Node(ConnectionEvents, IdentityRules):
