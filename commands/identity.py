@@ -26,7 +26,8 @@ class Trust(Command):
     name = "trust"
     usage = "[<id> [name]]"
     summary = "trust the identity of <id> as [name]; alone: list them"
-    details = ("A trusted peer's messages are labelled with your name for it, and if it ever\n"
+    details = ("Without a name, the one it announces is used. A trusted peer's messages are\n"
+               "labelled with your name for it, and if it ever\n"
                "comes back with another key you are warned. Only an encrypted connection\n"
                "can be trusted (a plain one proves no identity).")
     completes_ids = True

@@ -248,7 +248,7 @@ def trust_problem(exc: TrustError, info=None) -> str:
         return f"{who} is not encrypted: it proves no identity, so it cannot be trusted"
     if problem is TrustProblem.BAD_NAME:
         if not exc.detail:
-            return "give it a name: trust <id> <name>"
+            return "it announces no name: give it one, trust <id> <name>"
         return (f'"{sanitize(exc.detail)}" cannot be a name: 1 to 32 letters, digits, "-", "_" '
                 f'or "."')
     if problem is TrustProblem.NAME_TAKEN:

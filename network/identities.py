@@ -92,6 +92,7 @@ class IdentityRules:
         info = self._table.get(peer_id)
         if info is None or info.fingerprint is None or self.trust is None:
             raise TrustError(TrustProblem.NO_IDENTITY)
+        name = name or info.name          # the name it announces, if none is given
         if not name:
             raise TrustError(TrustProblem.BAD_NAME, "")
         entry = self.trust.trust(info.fingerprint, name,

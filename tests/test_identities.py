@@ -228,3 +228,14 @@ def _path_without_openssl(tmp_path) -> str:
     if not link.exists():
         link.symlink_to(sys.executable)
     return str(folder)
+
+
+def test_trust_takes_the_announced_name_unless_given_one(chat, homes):
+    a = chat("0", *LOCAL, *homes("alice"))
+    b = chat("0", *LOCAL, *homes("bob"), "--name=bob")
+    c = chat("0", *LOCAL, *homes("carol"))
+    connect(a, b.port)
+    connect(a, c.port, peer_id=2)
+    a.type("trust 1", "trust 2")
+    a.wait_for(r"you trust peer 1 bob \([^)]*\) as bob \(ID ")
+    a.wait_for(r"error: it announces no name: give it one, trust <id> <name>", "err")
