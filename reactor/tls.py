@@ -75,6 +75,7 @@ class TLSLayer(Protocol):
         self._reactor = reactor
         self._protocol = protocol
         self._dropped_plain = 0
+        self._tcp_eof = False            # TCP's end has come (close_notify must precede it)
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._sslobj = context.wrap_bio(self._incoming, self._outgoing,
@@ -130,6 +131,7 @@ class TLSLayer(Protocol):
             self._do_handshake()
         elif self.state is TLSState.OPEN:
             cut = self._incoming.pending > 0     # part of a record came, then the end
+            self._tcp_eof = True
             self._incoming.write_eof()
             self._do_read()
             if cut and self.state is TLSState.OPEN:
@@ -286,6 +288,10 @@ class TLSLayer(Protocol):
             return
         if error is not None:
             self._fatal(error)
+        elif eof and self._tcp_eof:
+            # The end of the stream read as the end of TLS: some Pythons (3.9) say so for
+            # a stream that simply stopped. A real close_notify comes before TCP's end.
+            self._fatal(ssl.SSLEOFError("the stream ended without close_notify"), alert=False)
         elif eof:
             self._peer_closed = True
             self._protocol.eof_received()
