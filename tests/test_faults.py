@@ -402,7 +402,8 @@ def test_emfile_on_accept_backs_off_instead_of_spinning(chat):
 
 # -- local faults ------------------------------------------------------------------------------
 
-def test_sigterm_while_a_peer_is_not_reading_still_exits_promptly(chat):
+def stalled_peer(chat):
+    """chat.py sending to a raw peer that reads nothing, until its own buffer holds the rest."""
     a = chat("0", *LOCAL)
     s = raw_peer(a.port, rcvbuf=4096)
     s.sendall(b"x\n")
@@ -410,9 +411,13 @@ def test_sigterm_while_a_peer_is_not_reading_still_exits_promptly(chat):
     writer = threading.Thread(target=_write_lines, args=(a, "send 1 " + "q" * 90 + "\n",
                                                          100_000), daemon=True)
     writer.start()
-    wait_until(lambda: "sent to peer 1" in a.text(), message="sending to start")
     wait_until(_stalled(a), timeout=30, interval=0.3,
                message="the kernel's buffers and then ours to fill")
+    return a, s
+
+
+def test_sigterm_while_a_peer_is_not_reading_still_exits_promptly(chat):
+    a, s = stalled_peer(chat)
     started = time.monotonic()
     a.signal(signal.SIGTERM)
     assert a.wait_exit(timeout=10) == 143
@@ -443,14 +448,7 @@ def _stalled(proc):
 
 
 def test_a_reset_reports_how_many_messages_were_not_sent(chat):
-    a = chat("0", *LOCAL)
-    s = raw_peer(a.port, rcvbuf=4096)
-    s.sendall(b"x\n")
-    a.wait_for(r"peer 1 \(")
-    writer = threading.Thread(target=_write_lines, args=(a, "send 1 " + "r" * 90 + "\n",
-                                                         100_000), daemon=True)
-    writer.start()
-    wait_until(_stalled(a), timeout=30, interval=0.3, message="buffers to fill")
+    a, s = stalled_peer(chat)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()                                       # a reset, with much unread
     a.wait_for(r"lost the connection to peer 1 \([^)]*\): connection reset by peer\n"
