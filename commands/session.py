@@ -21,7 +21,7 @@ from .base import plural
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 SIGNAL_EXIT_BASE = 128          # a signal's exit status is 128 + its number, as shells report
-EXIT_SIGINT, EXIT_SIGTERM = SIGNAL_EXIT_BASE + 2, SIGNAL_EXIT_BASE + 15
+EXIT_SIGINT = SIGNAL_EXIT_BASE + 2
 GRACE_S = 2.0                   # how long exit waits for peers and for stdout to take our words
 CTRL_Z = b"\x1a"
 

@@ -60,7 +60,6 @@ class Connection(Protocol):
         self.info = None            # PeerInfo once established (or the peer it stands for)
         self.peer_id = 0            # reserved (outgoing) or given (incoming) id
         self.target: tuple[str, int] | None = None      # outgoing: where we connected
-        self.on_settled: Callable | None = None         # outgoing: the connect's callback
         self.retired = False        # closing quietly: a duplicate, a refusal, a failed handshake
         self.moved = False          # the peer said this one gives way to its duplicate
         self.counted = False        # counts against its address's share (incoming)

@@ -62,6 +62,11 @@ class IdentityRules:
             self._observer.identity_changed(shown, known, format_id(conn.fingerprint))
         if refusal is None:
             conn.trusted_name = trusted.name if trusted is not None else None
+            if trusted is not None:
+                try:           # where it lives now: the changed-key check looks there
+                    trust.remember_address(trusted.fingerprint, address)
+                except TrustError:
+                    pass       # only a hint: an unwritable trust file changes nothing else
             return True
         self._refuse_untrusted(conn, refusal)
         return False

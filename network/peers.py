@@ -34,10 +34,6 @@ class PeerInfo:
     trusted_name: str | None = None     # the name our user gave that identity
 
     @property
-    def encrypted(self) -> bool:
-        return self.fingerprint is not None
-
-    @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
@@ -82,11 +78,5 @@ class PeerTable:
     def maybe_find_address(self, host: str, port: int) -> PeerInfo | None:
         for info in self._peers.values():
             if info.host == host and info.port == port:
-                return info
-        return None
-
-    def maybe_find_node(self, node_id: str) -> PeerInfo | None:
-        for info in self._peers.values():
-            if info.node_id == node_id:
                 return info
         return None

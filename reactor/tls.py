@@ -178,10 +178,6 @@ class TLSLayer(Protocol):
         below = self._transport.get_write_buffer_size() if self._transport is not None else 0
         return len(self._plain) + below
 
-    def count_buffered(self, separator: bytes) -> int:
-        """``separator`` bytes not yet encrypted (ciphertext cannot be counted)."""
-        return self._plain.count(separator)
-
     def getpeercert(self, binary_form: bool = True) -> Any:
         return self._sslobj.getpeercert(binary_form)
 

@@ -239,3 +239,15 @@ def test_trust_takes_the_announced_name_unless_given_one(chat, homes):
     a.type("trust 1", "trust 2")
     a.wait_for(r"you trust peer 1 bob \([^)]*\) as bob \(ID ")
     a.wait_for(r"error: it announces no name: give it one, trust <id> <name>", "err")
+
+
+def test_a_trusted_peer_met_at_a_new_address_is_remembered_there(chat, homes):
+    a = chat("0", *LOCAL, *homes("alice"))
+    b = chat("0", *LOCAL, *homes("bob"))
+    connect(a, b.port)
+    a.type("trust 1 bob")
+    a.wait_for(rf"you trust peer 1 \(127\.0\.0\.1:{b.port}\) as bob")
+    b2 = chat("0", *LOCAL, *homes("bob"))              # bob again, on another port
+    connect(a, b2.port, peer_id=2)
+    a.type("trust")
+    a.wait_for(rf"bob +{ID}  last seen at 127\.0\.0\.1:{b2.port}\n")

@@ -29,13 +29,6 @@ def text_width(text: str) -> int:
     return sum(map(char_width, text))
 
 
-def visible_width(line: str) -> int:
-    """Columns of a line of our output, colour sequences left out."""
-    if "\x1b" in line:
-        line = _CSI.sub("", line)
-    return text_width(line)
-
-
 def wrap_line(line: str, columns: int, margin: str) -> list[str]:
     """Cut one line of output into rows of at most ``columns`` columns.
 
