@@ -19,7 +19,7 @@ from .peer_protocol import State
 from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, HandshakeTimedOut,
                               HelloReceived, LineDiscarded, Messages, NameChanged, PeerRefused,
                               PeerSilent, StartTLS)
-from .identities import is_tls_error, tls_words
+from .identities import tls_kind, tls_words
 from .peers import PeerInfo
 
 
@@ -290,10 +290,11 @@ class ConnectionEvents(Duplicates):
             conn.retired = True
         reason = conn.close_reason
         if info is not None and not conn.retired and (live or reason is not None):
-            if reason is None and is_tls_error(exc):
+            kind = tls_kind(exc)
+            if reason is None and kind == "damaged":
                 reason = CloseReason.DAMAGED
                 conn.close_detail = {"detail": tls_words(exc)}
-            if reason is None and exc is not None and type(exc).__name__ == "SSLEOFError":
+            elif kind == "closed":
                 exc = None                # gone without TLS's goodbye: it closed
             if reason is None:
                 reason = CloseReason.RESET if exc is not None else CloseReason.CLOSED
@@ -316,9 +317,7 @@ class ConnectionEvents(Duplicates):
 
 
 def _failure(exc: BaseException | None) -> ConnectFailed:
-    import sys
-    ssl = sys.modules.get("ssl")
-    if is_tls_error(exc) or (ssl is not None and isinstance(exc, ssl.SSLError)):
+    if tls_kind(exc) is not None:        # a connect whose TLS did not come to be
         return ConnectFailed(Failure.TLS, detail=tls_words(exc))
     if exc is None:
         return ConnectFailed(Failure.CLOSED)

@@ -120,16 +120,19 @@ class IdentityRules:
                 self._table.put(conn.info)
 
 
-def is_tls_error(exc: BaseException | None) -> bool:
-    """A damaged encrypted stream (a peer that just went away without TLS's goodbye,
-    ``SSLEOFError`` at a record boundary, is an ordinary close, not damage)."""
+def tls_kind(exc: BaseException | None) -> str | None:
+    """What a connection's end says about TLS: ``"damaged"`` (a bad or cut record, a
+    failed or stalled handshake), ``"closed"`` (it went away without TLS's goodbye, at a
+    record boundary: an ordinary close), or ``None`` (not about TLS at all)."""
     import sys
-    ssl = sys.modules.get("ssl")       # loaded only once TLS was ever used
-    if ssl is None or exc is None:
-        return False
-    if type(exc) is ssl.SSLEOFError:
-        return False
-    return isinstance(exc, ssl.SSLError) or type(exc).__name__ == "TLSHandshakeTimeout"
+    tls = sys.modules.get("reactor.tls")   # imported only once TLS was ever used
+    if tls is None or exc is None:
+        return None
+    if type(exc) is tls.ssl.SSLEOFError:
+        return "closed"
+    if isinstance(exc, (tls.ssl.SSLError, tls.TLSHandshakeTimeout)):
+        return "damaged"
+    return None
 
 
 def tls_words(exc: BaseException) -> str:
