@@ -199,28 +199,14 @@ def fanin(impl: str, cfg) -> dict:
         rx = Receiver(impl, path)
         try:
             socks = [connect(rx.port) for _ in range(peers)]
-            payloads = []
-            for i in range(peers):
-                payloads.append(b"".join(b"p%03d-%06d " % (i, j) + b"x" * 89 + b"\n"
-                                         for j in range(lines)))
+            payloads = fanin_payloads(peers, lines)
             cpu0 = cpu_s(rx.pid)
             t0 = time.perf_counter()
             senders = [threading.Thread(target=s.sendall, args=(p,)) for s, p in
                        zip(socks, payloads)]
             for t in senders:
                 t.start()
-            seen, offset, last = 0, 0, b""
-            deadline = time.monotonic() + cfg.timeout
-            with open(path, "rb") as f:
-                while seen < peers * lines and time.monotonic() < deadline:
-                    f.seek(offset)
-                    data = f.read()
-                    if not data:
-                        time.sleep(0.002)   # polling a file: nothing to wait on
-                        continue
-                    offset += len(data)
-                    seen += data.count(b"x\n") + (last == b"x" and data[:1] == b"\n")
-                    last = data[-1:]
+            wait_lines(path, peers * lines, cfg.timeout)
             elapsed = time.perf_counter() - t0
             cpu = cpu_s(rx.pid) - cpu0
             hwm = proc_kib(rx.pid, "VmHWM")
@@ -234,6 +220,28 @@ def fanin(impl: str, cfg) -> dict:
     total = peers * lines
     return {"msgs_per_s": total / elapsed, "cpu_us_per_msg": cpu / total * 1e6,
             "peak_rss_mib": hwm / 1024, **integrity}
+
+
+def fanin_payloads(peers: int, lines: int) -> list[bytes]:
+    """Per peer, ``lines`` lines of 100 characters, each naming its peer and number."""
+    return [b"".join(b"p%03d-%06d " % (i, j) + b"x" * 89 + b"\n" for j in range(lines))
+            for i in range(peers)]
+
+
+def wait_lines(path: str, total: int, timeout: float) -> None:
+    """Until ``total`` fan-in lines are in the receiver's output file (or the timeout)."""
+    seen, offset, last = 0, 0, b""
+    deadline = time.monotonic() + timeout
+    with open(path, "rb") as f:
+        while seen < total and time.monotonic() < deadline:
+            f.seek(offset)
+            data = f.read()
+            if not data:
+                time.sleep(0.002)   # polling a file: nothing to wait on
+                continue
+            offset += len(data)
+            seen += data.count(b"x\n") + (last == b"x" and data[:1] == b"\n")
+            last = data[-1:]
 
 
 def check_integrity(data: bytes, peers: int, lines: int) -> dict:

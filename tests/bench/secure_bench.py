@@ -23,11 +23,8 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import os
-import re
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,7 +35,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(HERE)]
 
-from bench import Receiver, check_integrity, cpu_s, proc_kib  # noqa: E402
+from bench import (Receiver, check_integrity, cpu_s, fanin_payloads, proc_kib,  # noqa: E402
+                   wait_lines)
 import bench  # noqa: E402
 from peerkit import WirePeer, make_identity  # noqa: E402
 
@@ -72,22 +70,12 @@ def fanin(secure: bool, cfg, home: Path, client) -> dict:
             else:
                 socks = [bench.connect(rx.port) for _ in range(peers)]
                 send = [s.sendall for s in socks]
-            payloads = [b"".join(b"p%03d-%06d " % (i, j) + b"x" * 89 + b"\n"
-                                 for j in range(lines)) for i in range(peers)]
+            payloads = fanin_payloads(peers, lines)
             cpu0, t0 = cpu_s(rx.pid), time.perf_counter()
             threads = [threading.Thread(target=f, args=(p,)) for f, p in zip(send, payloads)]
             for t in threads:
                 t.start()
-            seen, offset, deadline = 0, 0, time.monotonic() + cfg.timeout
-            with open(path, "rb") as f:
-                while seen < peers * lines and time.monotonic() < deadline:
-                    f.seek(offset)
-                    data = f.read()
-                    if not data:
-                        time.sleep(0.002)      # polling a file: nothing to wait on
-                        continue
-                    offset += len(data)
-                    seen += data.count(b"x\n")
+            wait_lines(path, peers * lines, cfg.timeout)
             elapsed, cpu = time.perf_counter() - t0, cpu_s(rx.pid) - cpu0
             for t in threads:
                 t.join(timeout=30)
