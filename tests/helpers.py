@@ -381,3 +381,41 @@ class DelayProxy:
                 s.close()
             except OSError:
                 pass
+
+
+class PtyScreen:
+    """What a test reads from a pty and types into it (``master``/``slave`` set by the subclass).
+
+    ``screen`` is every byte the program wrote to the terminal so far.
+    """
+
+    master: int
+    slave: int
+    screen: bytes = b""
+
+    def read(self, timeout: float = 0.05) -> None:
+        ready, _, _ = select.select([self.master], [], [], timeout)
+        if ready:
+            try:
+                self.screen += os.read(self.master, 65536)
+            except OSError:
+                pass
+
+    def wait_for(self, pattern, timeout: float = 10, start: int = 0) -> re.Match:
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = regex.search(self.screen, start)
+            if m:
+                return m
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {pattern!r}; terminal got "
+                                     f"{self.screen[-2000:]!r}")
+            self.read()
+
+    def type(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def modes_now(self):
+        import termios
+        return termios.tcgetattr(self.slave)

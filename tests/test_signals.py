@@ -18,12 +18,12 @@ import time
 
 import pytest
 
-from helpers import CHAT, ROOT, wait_until
+from helpers import CHAT, ROOT, PtyScreen, wait_until
 
 LOCAL = ("--host", "127.0.0.1")
 
 
-class Pty:
+class Pty(PtyScreen):
     """A command with a pty as its stdin, stdout and stderr (or stdin a pipe)."""
 
     def __init__(self, argv, stdin_pipe=False, stderr=None):
@@ -37,29 +37,6 @@ class Pty:
                                      env=env, start_new_session=True)
         self.screen = b""
         self.port = int(self.wait_for(rb"listening on 127\.0\.0\.1:(\d+)").group(1))
-
-    def read(self, timeout=0.05):
-        ready, _, _ = select.select([self.master], [], [], timeout)
-        if ready:
-            try:
-                self.screen += os.read(self.master, 65536)
-            except OSError:
-                pass
-
-    def wait_for(self, pattern, timeout=10, start=0):
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while not (m := regex.search(self.screen, start)):
-            assert time.monotonic() < deadline, \
-                f"timed out waiting for {pattern!r}; terminal got {self.screen[-1500:]!r}"
-            self.read()
-        return m
-
-    def type(self, data):
-        os.write(self.master, data)
-
-    def modes_now(self):
-        return termios.tcgetattr(self.slave)
 
     def state(self):
         with open(f"/proc/{self.proc.pid}/stat") as f:

@@ -18,12 +18,12 @@ import time
 
 import pytest
 
-from helpers import CHAT, ROOT, BlackHole, figure, recv_line
+from helpers import CHAT, ROOT, PtyScreen, recv_line
 
 ESC = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-class PtyChat:
+class PtyChat(PtyScreen):
     """chat.py with a pty as its stdin, stdout and stderr."""
 
     def __init__(self, *args, columns=80, env=None, unset=()):
@@ -60,32 +60,6 @@ class PtyChat:
                         pass
         finally:
             os.set_blocking(self.master, True)
-
-    def read(self, timeout=0.05):
-        ready, _, _ = select.select([self.master], [], [], timeout)
-        if ready:
-            try:
-                self.screen += os.read(self.master, 65536)
-            except OSError:
-                pass
-
-    def wait_for(self, pattern, timeout=10, start=0):
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            m = regex.search(self.screen, start)
-            if m:
-                return m
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {pattern!r}; terminal got "
-                                     f"{self.screen[-2000:]!r}")
-            self.read()
-
-    def type(self, data: bytes):
-        os.write(self.master, data)
-
-    def modes_now(self):
-        return termios.tcgetattr(self.slave)
 
     def wait_exit(self, timeout=10):
         deadline = time.monotonic() + timeout
