@@ -229,6 +229,16 @@ def recv_line(sock: socket.socket, timeout: float = 10.0, buf: bytearray | None 
         buf += data
 
 
+def tcp_pair() -> tuple[socket.socket, socket.socket]:
+    """Two ends of one TCP connection on loopback: (client, server)."""
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        client = socket.create_connection(srv.getsockname())
+        server, _ = srv.accept()
+    return client, server
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

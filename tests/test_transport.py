@@ -7,7 +7,7 @@ import socket
 import struct
 import time
 
-from helpers import BlackHole, free_port, run_reactor_until
+from helpers import BlackHole, free_port, run_reactor_until, tcp_pair
 from reactor.listener import ACCEPT_BATCH, Listener
 from reactor.loop import EVENT_READ, EVENT_WRITE, Reactor
 from reactor.protocol import Protocol
@@ -35,13 +35,6 @@ class Recording(Protocol):
         self.events.append("resume")
 
 
-def tcp_pair():
-    with socket.socket() as srv:
-        srv.bind(("127.0.0.1", 0))
-        srv.listen(1)
-        client = socket.create_connection(srv.getsockname())
-        server, _ = srv.accept()
-    return client, server
 
 
 def test_partial_writes_are_buffered_with_write_interest_until_drained():

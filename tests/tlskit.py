@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import ssl
 import subprocess
 from pathlib import Path
 
+from helpers import tcp_pair  # noqa: F401 - the tests of TLS take it from here too
 from reactor.protocol import Protocol
 
 
@@ -36,13 +36,6 @@ def context(server_side: bool, me: Cert, trusted: Cert) -> ssl.SSLContext:
     return ctx
 
 
-def tcp_pair() -> tuple[socket.socket, socket.socket]:
-    with socket.socket() as srv:
-        srv.bind(("127.0.0.1", 0))
-        srv.listen(1)
-        client = socket.create_connection(srv.getsockname())
-        server, _ = srv.accept()
-    return client, server
 
 
 class Upper(Protocol):
