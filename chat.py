@@ -143,6 +143,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--send-timeout", type=_seconds, default=30.0, metavar="S",
                         help="drop a peer that reads nothing of what we send for S seconds "
                              "(default: 30)")
+    parser.add_argument("--flush-timeout", type=_seconds, default=2.0, metavar="S",
+                        help="on exit or terminate, wait at most S seconds for queued "
+                             "messages and output to leave (default: 2)")
     parser.add_argument("--max-peers", type=_count, default=100, metavar="N",
                         help="refuse connections beyond N at once (default: 100)")
     parser.add_argument("--max-per-address", type=_count_or_zero, default=10, metavar="N",
@@ -274,7 +277,8 @@ def run(args: argparse.Namespace) -> int:
                       timestamps=args.timestamps)
     reactor.add_after_turn(console.flush)
     options = NodeOptions(connect_timeout_s=args.connect_timeout, heartbeat_s=args.heartbeat,
-                          send_timeout_s=args.send_timeout, max_peers=args.max_peers,
+                          send_timeout_s=args.send_timeout,
+                          flush_timeout_s=args.flush_timeout, max_peers=args.max_peers,
                           max_per_address=args.max_per_address,
                           trusted_only=args.trusted_only,
                           name=_default_name() if args.name is False else args.name)
@@ -293,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
     # --stay is for a peer whose input ends on its own; at a terminal Ctrl-D is the
     # user asking to leave, so it exits as it would without --stay.
     session = Session(node, console, reactor.stop, args.stay and not interactive,
-                      reactor.call_later)
+                      reactor.call_later, grace_s=args.flush_timeout)
     runner = CommandRunner(registry, reactor.call_soon, session.end_of_input, node, console,
                            request_exit=session.shutdown)
     for stream in streams:

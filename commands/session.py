@@ -22,7 +22,6 @@ from .base import plural
 EXIT_OK, EXIT_FAILURE = 0, 1
 SIGNAL_EXIT_BASE = 128          # a signal's exit status is 128 + its number, as shells report
 EXIT_SIGINT = SIGNAL_EXIT_BASE + 2
-GRACE_S = 2.0                   # how long exit waits for peers and for stdout to take our words
 CTRL_Z = b"\x1a"
 
 
@@ -31,15 +30,17 @@ def signal_status(signum: int) -> int:
 
 
 class Session:
-    """The one way out: goodbye to every peer, flush, stop; never longer than GRACE_S."""
+    """The one way out: goodbye to every peer, flush, stop; never longer than ``grace_s``
+    (how long exit waits for peers and for stdout to take our words)."""
 
     def __init__(self, node, console, stop_loop: Callable[[], None], stay: bool,
-                 call_later: Callable[..., object]) -> None:
+                 call_later: Callable[..., object], grace_s: float) -> None:
         self._node = node
         self._console = console
         self._stop_loop = stop_loop
         self._stay = stay
         self._call_later = call_later
+        self._grace_s = grace_s
         self.status = EXIT_OK
         self.exiting = False
         self._passive = False   # the exit began because input or output ended
@@ -81,7 +82,7 @@ class Session:
         self._passive = passive
         for callback in self._on_exit:
             callback()
-        self._call_later(GRACE_S, self._stop_loop)   # whatever peers or stdout do
+        self._call_later(self._grace_s, self._stop_loop)   # whatever peers or stdout do
         count = self._node.shutdown(done=self._peers_done)
         if not self._console.output_closed:
             self._console.info(f"exiting: closing {plural(count, 'connection')}" if count

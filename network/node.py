@@ -48,8 +48,6 @@ from .outcomes import CloseReason, ConnectFailed, Direction, Failure, Refusal, R
 from .peer_protocol import PeerProtocol, Timing
 from .peers import PeerInfo, PeerTable
 
-SHUTDOWN_FLUSH_S = 2.0      # exit waits this long for buffered messages to leave
-TERMINATE_FLUSH_S = 2.0     # terminate waits this long, then closes anyway
 STALL_CHECK_S = 1.0         # how often a peer that reads nothing is looked for (at most)
 
 
@@ -58,6 +56,7 @@ class NodeOptions:
     connect_timeout_s: float = 5.0
     heartbeat_s: float = 15.0
     send_timeout_s: float = 30.0
+    flush_timeout_s: float = 2.0    # exit and terminate wait this long for what is queued
     max_peers: int = 100
     max_per_address: int = 10
     trusted_only: bool = False      # refuse every connection that is not a trusted identity
@@ -239,14 +238,14 @@ class Node(ConnectionEvents, IdentityRules):
         return attempt.ip, attempt.port
 
     def terminate(self, peer_id: int) -> PeerInfo:
-        """Close one connection: what is buffered gets ``TERMINATE_FLUSH_S`` to leave."""
+        """Close one connection: what is buffered gets ``flush_timeout_s`` to leave."""
         self._fanout.flush()
         conn = self._by_id.pop(peer_id)
         info = self._table.remove(peer_id)
         conn.close_reason = CloseReason.TERMINATED
         self._lingering.add(conn)
         conn.close()
-        self._reactor.call_later(TERMINATE_FLUSH_S, conn.abort)
+        self._reactor.call_later(self.options.flush_timeout_s, conn.abort)
         return info
 
     def send(self, peer_id: int, text: str, done: Callable[[bool], None]) -> None:
@@ -300,7 +299,7 @@ class Node(ConnectionEvents, IdentityRules):
                 conn.set_reading(reading)
 
     def shutdown(self, done: Callable[[], None]) -> int:
-        """Say goodbye to everyone, flush (at most ``SHUTDOWN_FLUSH_S``), then ``done()``.
+        """Say goodbye to everyone, flush (at most ``flush_timeout_s``), then ``done()``.
 
         Returns how many connections are being closed.
         """
@@ -324,7 +323,8 @@ class Node(ConnectionEvents, IdentityRules):
             conn.flush_waiting()
             conn.protocol.send_bye(now)
             conn.close()
-        self._shutdown_timer = self._reactor.call_later(SHUTDOWN_FLUSH_S, self._abort_all)
+        self._shutdown_timer = self._reactor.call_later(self.options.flush_timeout_s,
+                                                         self._abort_all)
         self._maybe_shutdown_done()
         return count
 

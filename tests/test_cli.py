@@ -21,7 +21,7 @@ def test_help_and_version():
     out = run("--help")
     assert out.returncode == 0
     for word in ("port", "--host", "--connect-timeout", "--heartbeat", "--send-timeout",
-                 "--max-peers", "--stay", "--version", "exit status"):
+                 "--flush-timeout", "--max-peers", "--stay", "--version", "exit status"):
         assert word.encode() in out.stdout, word
     assert out.stdout.startswith(b"usage: chat.py ")
     for flag in ("--version", "-V"):

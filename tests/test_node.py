@@ -207,10 +207,8 @@ def test_one_address_holds_only_its_share(net):
         s.close()
 
 
-def test_terminate_gives_up_after_its_flush_time_and_counts_what_was_left(net, monkeypatch):
-    import network.node
-    monkeypatch.setattr(network.node, "TERMINATE_FLUSH_S", 0.3)
-    a = net()
+def test_terminate_gives_up_after_its_flush_time_and_counts_what_was_left(net):
+    a = net(flush_timeout_s=0.3)
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     srv.bind(("127.0.0.1", 0))
