@@ -10,12 +10,16 @@ import codecs
 import os
 import re
 import select
+import selectors
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import forkserver
+from forkserver import ForkedChild, ForkServer, can_fork_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAT = str(ROOT / "chat.py")
@@ -24,6 +28,9 @@ LISTENING = re.compile(r"listening on [\d.]+:(\d+)")
 
 class ChatProcess:
     """One ``chat.py`` subprocess with its stdin, stdout and stderr as pipes.
+
+    It is forked from the fork server (see ``forkserver``: a real process, without the
+    interpreter's start-up) unless what the test asks for needs a fresh interpreter.
 
     Without a ``--name`` among ``args`` it runs with ``--name=`` (no name), so
     what a test expects does not depend on the login name it runs under.
@@ -37,10 +44,14 @@ class ChatProcess:
             full_env.update(env)
         if not any(arg.startswith("--name") for arg in args):
             args = (*args, "--name=")
-        self.proc = subprocess.Popen([*(prefix or []), sys.executable, CHAT, *args],
-                                     stdin=stdin, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=full_env, cwd=str(ROOT),
-                                     preexec_fn=preexec_fn)
+        if can_fork_for(env, prefix, preexec_fn):
+            self.proc = ForkedChild(ForkServer.get(str(ROOT)), [CHAT, *args], full_env,
+                                    str(ROOT), stdin)
+        else:
+            self.proc = subprocess.Popen([*(prefix or []), sys.executable, CHAT, *args],
+                                         stdin=stdin, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, env=full_env, cwd=str(ROOT),
+                                         preexec_fn=preexec_fn)
         self.pid = self.proc.pid
         self._buf = {"out": bytearray(), "err": bytearray()}
         self._text = {"out": [], "err": []}   # decoded output, in pieces
@@ -169,6 +180,20 @@ class ChatProcess:
                     pass
 
 
+def run_chat(*args: str, input: bytes | None = None, stdin=subprocess.DEVNULL,
+             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env: dict | None = None,
+             timeout: float = 30) -> subprocess.CompletedProcess:
+    """``subprocess.run(["python3", "chat.py", *args], ...)``, forked when it can be."""
+    full_env = dict(os.environ, **(env or {}))
+    if can_fork_for(env, None, None):
+        return forkserver.run(ForkServer.get(str(ROOT)), [CHAT, *args], full_env, str(ROOT),
+                              input=input, stdin=stdin, stdout=stdout, stderr=stderr,
+                              timeout=timeout)
+    return subprocess.run([sys.executable, CHAT, *args], input=input,
+                          stdin=None if input is not None else stdin, stdout=stdout,
+                          stderr=stderr, env=full_env, timeout=timeout, cwd=str(ROOT))
+
+
 class MemorySink:
     """A console sink that records ``(fd, bytes)``; ``unwritten`` is what close() reports."""
 
@@ -199,12 +224,59 @@ def wait_until(condition, timeout: float = 10.0, interval: float = 0.01,
 
 
 def run_reactor_until(reactor, condition, timeout: float = 10.0) -> None:
-    """Turn an in-process Reactor until ``condition()`` holds (or fail at the deadline)."""
+    """Turn an in-process Reactor until ``condition()`` holds (or fail at the deadline).
+
+    ``timeout`` is real time, whatever the reactor's clock.
+    """
     deadline = time.monotonic() + timeout
+    jumps = isinstance(reactor.selector, AutojumpSelector)
     while not condition():
         assert time.monotonic() < deadline, "condition not reached"
-        reactor.call_later(0.01, lambda: None)   # never sleep in select() forever
+        if not jumps:
+            reactor.call_later(0.01, lambda: None)   # never sleep in select() forever
         reactor.run_once()
+
+
+class VirtualClock:
+    """A clock that only moves when told (``AutojumpSelector`` tells it)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class AutojumpSelector(selectors.DefaultSelector):
+    """The real selector, on virtual time: when the loop would sleep until its next timer
+    and ``quiet_s`` of real time pass with no socket ready, the clock jumps to that timer.
+
+    So a test of timeouts (a flush limit, an idle eviction, a heartbeat) on real
+    loopback sockets takes the milliseconds its sockets take, not the seconds its
+    timers say. Sockets between the reactor's own objects and the test are ready
+    within microseconds on loopback; ``quiet_s`` is the margin for that. (A test
+    with a delay outside the reactor, such as ``DelayProxy``, needs real time.)
+    """
+
+    def __init__(self, clock: VirtualClock, quiet_s: float = 0.005) -> None:
+        super().__init__()
+        self.clock = clock
+        self.quiet_s = quiet_s
+
+    def select(self, timeout: float | None = None):
+        if timeout is not None and timeout <= 0:
+            return super().select(0)
+        events = super().select(self.quiet_s)
+        if not events and timeout is not None:
+            self.clock.now += timeout
+        return events
+
+
+def virtual_time_reactor(quiet_s: float = 0.005):
+    """A Reactor on virtual time (see ``AutojumpSelector``)."""
+    from reactor.loop import Reactor
+    clock = VirtualClock()
+    return Reactor(AutojumpSelector(clock, quiet_s), clock=clock)
 
 
 def recv_line(sock: socket.socket, timeout: float = 10.0, buf: bytearray | None = None) -> bytes:

@@ -9,12 +9,11 @@ import sys
 
 import pytest
 
-from helpers import CHAT, ROOT
+from helpers import CHAT, ROOT, run_chat
 
 
-def run(*args, **kw):
-    return subprocess.run([sys.executable, CHAT, *args], capture_output=True, timeout=30,
-                          stdin=subprocess.DEVNULL, **kw)
+def run(*args):
+    return run_chat(*args)
 
 
 def test_help_and_version():
@@ -122,8 +121,7 @@ def test_errors_never_echo_raw_escapes_from_stdin():
               b"send \xe2\x80\xae1 hi\n"            # U+202E, a bidi override
               b"connect \x1b[2J 80\n"
               b"exit\n")
-    out = subprocess.run([sys.executable, CHAT, "0", "--host", "127.0.0.1"], input=script,
-                         capture_output=True, timeout=30)
+    out = run_chat("0", "--host", "127.0.0.1", input=script)
     assert out.returncode == 0
     errors = out.stderr.decode().splitlines()
     assert errors == [

@@ -35,7 +35,7 @@ import time
 
 import pytest
 
-from helpers import CHAT, BlackHole, free_port, recv_line
+from helpers import CHAT, BlackHole, free_port, recv_line, run_chat
 
 LOCAL = ["--host", "127.0.0.1"]
 
@@ -238,16 +238,14 @@ def test_script_from_a_file_and_end_of_input_is_exit(chat, tmp_path):
     script = tmp_path / "demo.txt"
     script.write_text(f"connect 127.0.0.1 {a.port}\nsend 1 one\nsend 1 two\nsend 1 no newline")
     with open(script, "rb") as f:
-        out = subprocess.run([sys.executable, CHAT, "0", *LOCAL, "--name="], stdin=f,
-                             capture_output=True, timeout=20)
+        out = run_chat("0", *LOCAL, "--name=", stdin=f)
     assert out.returncode == 0, out
     a.wait_for(r"\): one\n[^\n]*\): two\n[^\n]*\): no newline\n")
     assert b"exiting: closing 1 connection" in out.stdout
 
 
 def test_dev_null_stdin_exits_at_once(chat):
-    out = subprocess.run([sys.executable, CHAT, "0", *LOCAL, "--name="], stdin=subprocess.DEVNULL,
-                         capture_output=True, timeout=20)
+    out = run_chat("0", *LOCAL, "--name=")
     assert out.returncode == 0 and out.stdout.endswith(b"exiting\n") and out.stderr == b""
 
 
@@ -300,16 +298,15 @@ def test_port_in_use_and_usage_errors():
         s.bind(("0.0.0.0", 0))
         s.listen()
         port = s.getsockname()[1]
-        out = subprocess.run([sys.executable, CHAT, str(port)], capture_output=True,
-                             stdin=subprocess.DEVNULL, timeout=20)
+        out = run_chat(str(port))
     assert out.returncode == 1
     assert out.stderr.decode() == (f"chat.py: error: port {port} is already in use; pick another "
                                    f"port, or 0 for any free one\n")
     for bad in ("abc", "70000", "-5"):
-        out = subprocess.run([sys.executable, CHAT, bad], capture_output=True, timeout=20)
+        out = run_chat(bad)
         assert out.returncode == 2
         assert b"invalid port" in out.stderr and b"Traceback" not in out.stderr
-    out = subprocess.run([sys.executable, CHAT], capture_output=True, timeout=20)
+    out = run_chat()
     assert out.returncode == 2 and b"usage:" in out.stderr
 
 

@@ -1,12 +1,10 @@
 """End to end: names, send all, timestamps and the words people try first, on real processes."""
 
-import os
 import re
 import socket
 import subprocess
-import sys
 
-from helpers import CHAT, recv_line
+from helpers import recv_line, run_chat
 
 LOCAL = ["--host", "127.0.0.1"]
 NODE = "00000000000000aa"
@@ -76,14 +74,12 @@ def test_bad_names_are_refused_locally_and_from_the_network(chat):
         a.wait_for(r"peer 1 \(127\.0\.0\.1:5555\) is now known as good\n")
         a.wait_for(r"message from peer 1 good \(127\.0\.0\.1:5555\): hi\n")
     assert a.text().count("announced") == 3 and "\x1b" not in a.text()
-    out = subprocess.run([sys.executable, CHAT, "0", "--name", "a:b"], capture_output=True,
-                         timeout=20)
+    out = run_chat("0", "--name", "a:b")
     assert out.returncode == 2 and b'"a:b" cannot be a name: it contains ":"' in out.stderr
 
 
 def _script(text, **env):
-    return subprocess.run([sys.executable, CHAT, "0", *LOCAL], input=text.encode(),
-                          capture_output=True, timeout=20, env=dict(os.environ, **env))
+    return run_chat("0", *LOCAL, input=text.encode(), env=env)
 
 
 def test_timestamps_login_name_quit_question_connect_colon_and_comments(chat):

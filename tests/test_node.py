@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from helpers import DelayProxy, run_reactor_until
+from helpers import DelayProxy, run_reactor_until, virtual_time_reactor
 from network.node import Node, NodeOptions
 from network.outcomes import CloseReason, Direction, Failure, Refusal, Refused
 from network.peer_protocol import Timing
@@ -39,8 +39,11 @@ class Recorder:
 
 
 @pytest.fixture
-def net():
-    reactor = Reactor()
+def net(request):
+    """Nodes on one reactor, on virtual time unless the test is marked ``real_time``
+    (a ``DelayProxy`` delays bytes in real time)."""
+    real = request.node.get_closest_marker("real_time") is not None
+    reactor = Reactor() if real else virtual_time_reactor()
     nodes = []
 
     def node(node_id=None, **options):
@@ -84,7 +87,7 @@ def test_connect_reserves_its_id_and_reports_both_sides(net):
 
 
 @pytest.mark.parametrize("lower", ["a", "b"])
-@pytest.mark.parametrize("delay", [0.0, 0.1])
+@pytest.mark.parametrize("delay", [0.0, pytest.param(0.1, marks=pytest.mark.real_time)])
 def test_simultaneous_connects_settle_on_one_connection_quietly(net, lower, delay):
     ids = ("1" * 16, "f" * 16) if lower == "a" else ("f" * 16, "1" * 16)
     a, b = net(ids[0]), net(ids[1])
@@ -128,6 +131,7 @@ def test_a_message_sent_on_the_losing_connection_is_not_lost(net):
     assert not a.observer.named("peer_lost") and not b.observer.named("peer_lost")
 
 
+@pytest.mark.real_time
 def test_a_stranger_knocking_during_our_connect_does_not_take_its_id(net):
     a, b = net(), net()
     proxy = DelayProxy(b.port, 0.3)
@@ -208,7 +212,7 @@ def test_one_address_holds_only_its_share(net):
 
 
 def test_terminate_gives_up_after_its_flush_time_and_counts_what_was_left(net):
-    a = net(flush_timeout_s=0.3)
+    a = net()                   # the default flush time, 2 s, on virtual time
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     srv.bind(("127.0.0.1", 0))
@@ -263,12 +267,17 @@ def _is_our_socket(fd, peer):
 
 def test_a_plain_client_silent_for_long_makes_room_when_full(net, monkeypatch):
     import network.admission as admission
-    monkeypatch.setattr(admission, "PLAIN_IDLE_EVICT_S", 0.5)
+    # 5 s, not 5 minutes: the virtual clock still stops at every 1 s stall check.
+    monkeypatch.setattr(admission, "PLAIN_IDLE_EVICT_S", 5.0)
     a = net(max_peers=1)
     idle = socket.create_connection(("127.0.0.1", a.port))
     net.until(lambda: len(a.peers()) == 1)
     start = net.reactor.time()
-    net.until(lambda: net.reactor.time() - start > 0.6)
+    early = socket.create_connection(("127.0.0.1", a.port))  # too early: refused
+    net.until(lambda: select.select([early], [], [], 0)[0])
+    assert early.recv(100) == b"\x01REFUSE full 1\n"
+    early.close()
+    net.until(lambda: net.reactor.time() - start > admission.PLAIN_IDLE_EVICT_S)
     newcomer = socket.create_connection(("127.0.0.1", a.port))
     newcomer.sendall(b"room for me?\n")
     net.until(lambda: "room for me?" in a.observer.texts())

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from helpers import CHAT, ROOT, figure, free_port, recv_line, wait_until
+from helpers import CHAT, ROOT, figure, free_port, recv_line, run_chat, wait_until
 
 LOCAL = ("--host", "127.0.0.1", "--name=")   # no login name in what is compared
 F_GETPIPE_SZ = 1032
@@ -254,12 +254,10 @@ def test_stdout_to_a_file_or_dev_null(tmp_path):
     script = b"myport\nexit\n"
     path = tmp_path / "out.txt"
     with open(path, "wb") as f:
-        proc = subprocess.run([sys.executable, CHAT, "0", *LOCAL], input=script, stdout=f,
-                              stderr=subprocess.PIPE, timeout=20)
+        proc = run_chat("0", *LOCAL, input=script, stdout=f)
     assert proc.returncode == 0 and proc.stderr == b""
     assert re.search(rb"listening on .*\n.*\d+\n.*exiting\n", path.read_bytes())
-    proc = subprocess.run([sys.executable, CHAT, "0", *LOCAL], input=script,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=20)
+    proc = run_chat("0", *LOCAL, input=script, stdout=subprocess.DEVNULL)
     assert proc.returncode == 0 and proc.stderr == b""
 
 
@@ -268,8 +266,7 @@ def test_stdout_flags_are_given_back_at_exit():
     r, w = os.pipe()
     try:
         assert os.get_blocking(w)
-        proc = subprocess.run([sys.executable, CHAT, "0", *LOCAL], input=b"exit\n", stdout=w,
-                              stderr=subprocess.PIPE, timeout=20)
+        proc = run_chat("0", *LOCAL, input=b"exit\n", stdout=w)
         assert proc.returncode == 0
         assert os.get_blocking(w)
     finally:
@@ -279,7 +276,6 @@ def test_stdout_flags_are_given_back_at_exit():
 
 def test_a_stdout_that_fails_ends_it_with_one_line():
     with open("/dev/full", "wb") as full:
-        proc = subprocess.run([sys.executable, CHAT, "0", *LOCAL, "--stay"], input=b"myport\n",
-                              stdout=full, stderr=subprocess.PIPE, timeout=20)
+        proc = run_chat("0", *LOCAL, "--stay", input=b"myport\n", stdout=full)
     assert proc.returncode == 1
     assert proc.stderr == b"error: could not write to stdout: No space left on device\n"

@@ -1,0 +1,336 @@
+"""Start ``chat.py`` processes in milliseconds: fork them from a process that has it loaded.
+
+A fresh ``python3 chat.py`` spends ~90 ms starting the interpreter and importing
+before it listens; the suite starts ~150 of them. The fork server is one
+Python process, started once per test run, that has imported everything
+chat.py imports. Asked for a peer, it forks: the child takes the test's pipes
+as its stdin, stdout and stderr, the test's environment, arguments and
+working directory, puts the signals back as a fresh interpreter has them, and
+runs ``chat.main()`` exactly as ``python3 chat.py`` would. It is a real,
+separate process: real pipes, real signals, its own pid, fds and exit status.
+
+What a fork cannot give (a variable the interpreter reads as it starts, such as
+``PYTHONIOENCODING`` or ``LC_ALL``; a ``preexec_fn``; a command in front of
+Python) is left to ``subprocess``: :func:`can_fork_for` says which.
+
+The protocol, over a Unix socket pair: the test sends one JSON line
+``{"argv": [...], "env": {...}, "cwd": ...}`` with three fds (stdin, stdout,
+stderr) attached; the server answers ``pid N``, and later ``exit N STATUS``
+when that child ends (STATUS as ``Popen.returncode`` gives it: negative for a
+signal). When the test run ends, its end of the socket closes and the server
+kills whatever children are left, then exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+STARTUP_ENV_PREFIXES = ("PYTHON", "LC_", "LANG")
+
+
+def can_fork_for(env: dict | None, prefix, preexec_fn) -> bool:
+    return (not prefix and preexec_fn is None
+            and not any(key.startswith(STARTUP_ENV_PREFIXES) and key != "PYTHONUNBUFFERED"
+                        for key in (env or {})))
+
+
+# -- the server (runs in its own process) ---------------------------------------------------
+
+PRELOAD = ("chat", "commands", "commands.completion", "commands.session",
+           "commands.terminal.jobs", "commands.terminal.lineedit", "commands.terminal.screen",
+           "network", "network.identity", "network.names", "network.trust", "reactor",
+           "reactor.netutil", "getpass", "resource", "ssl")
+
+
+def _preload(root: str) -> None:
+    """Import everything ``chat.run`` imports, so a child imports nothing."""
+    import importlib
+    sys.path.insert(0, root)
+    for name in PRELOAD:
+        importlib.import_module(name)
+
+
+def serve(sock_fd: int, root: str) -> None:
+    _preload(root)
+    sock = socket.socket(fileno=sock_fd)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    children: set[int] = set()
+    while True:
+        try:
+            ready, _, _ = select.select([sock, wake_r], [], [])
+        except InterruptedError:
+            continue
+        if wake_r in ready:
+            os.read(wake_r, 4096)
+            _reap(sock, children)
+        if sock in ready:
+            request = _read_request(sock)
+            if request is None:
+                break
+            line, fds = request
+            pid = os.fork()
+            if pid == 0:
+                os.close(wake_r)
+                os.close(wake_w)
+                sock.close()
+                _child(json.loads(line), fds)   # never returns
+            for fd in fds:
+                os.close(fd)
+            children.add(pid)
+            sock.sendall(f"pid {pid}\n".encode())
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except OSError:
+            pass
+
+
+def _read_request(sock: socket.socket) -> tuple[bytes, list[int]] | None:
+    """One request line and its fds (one at a time: the client waits for each answer)."""
+    data, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
+    while data and not data.endswith(b"\n"):    # a long environment may come in pieces
+        more = sock.recv(1 << 20)
+        if not more:
+            return None
+        data += more
+    return (data, fds) if data else None
+
+
+def _reap(sock: socket.socket, children: set[int]) -> None:
+    while children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        children.discard(pid)
+        try:
+            sock.sendall(f"exit {pid} {os.waitstatus_to_exitcode(status)}\n".encode())
+        except OSError:
+            pass
+
+
+def _child(request: dict, fds: list[int]) -> None:
+    status = 1
+    try:
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        for fd in fds:
+            if fd > 2:
+                os.close(fd)
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                       signal.SIGUSR1, signal.SIGUSR2, signal.SIGTSTP, signal.SIGCONT):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)   # as Python starts
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.chdir(request["cwd"])
+        _standard_streams()
+        sys.argv = request["argv"]
+        import chat
+        try:
+            status = chat.main(sys.argv[1:])
+        except SystemExit as exc:     # argparse: --help, --version, usage errors
+            status = exc.code if isinstance(exc.code, int) else (exc.code is not None)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+    finally:
+        os._exit(status)
+
+
+def _standard_streams() -> None:
+    """New sys.stdin/stdout/stderr on the new fds 0/1/2, as the interpreter makes them."""
+    import io
+    unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        old = getattr(sys, name)     # the server's: same environment, so same encoding
+        raw = io.FileIO(fd, mode, closefd=False)
+        binary = io.BufferedReader(raw) if mode == "r" else io.BufferedWriter(raw)
+        text = io.TextIOWrapper(binary, encoding=old.encoding, errors=old.errors,
+                                line_buffering=unbuffered or fd == 2,
+                                write_through=unbuffered)
+        setattr(sys, name, text)
+
+
+# -- the client (in the test process) ----------------------------------------------------------
+
+class ForkServer:
+    """The test run's one fork server, started on first use."""
+
+    _instance: "ForkServer | None" = None
+
+    @classmethod
+    def get(cls, root: str) -> "ForkServer":
+        if cls._instance is None or cls._instance._proc.poll() is not None:
+            cls._instance = cls(root)
+        return cls._instance
+
+    def __init__(self, root: str) -> None:
+        ours, theirs = socket.socketpair()
+        self._proc = subprocess.Popen(
+            [sys.executable, __file__, str(theirs.fileno()), root], pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, cwd=root)
+        theirs.close()
+        self._sock = ours
+        self._buf = b""
+        self._exits: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def spawn(self, argv: list[str], env: dict, cwd: str, fds: list[int]) -> int:
+        with self._lock:
+            request = json.dumps({"argv": argv, "env": env, "cwd": cwd}).encode() + b"\n"
+            socket.send_fds(self._sock, [request], fds)
+            while True:
+                line = self._read_line(timeout=10)
+                kind, pid, *rest = line.split()
+                if kind == "pid":
+                    return int(pid)
+                self._exits[int(pid)] = int(rest[0])
+
+    def returncode(self, pid: int, timeout: float = 0.0) -> int | None:
+        """The child's exit status, waiting up to ``timeout``; ``None`` if it still runs."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while pid not in self._exits:
+                left = deadline - time.monotonic()
+                try:
+                    line = self._read_line(timeout=max(left, 0))
+                except TimeoutError:
+                    return None
+                kind, other, status = line.split()
+                self._exits[int(other)] = int(status)
+            return self._exits[pid]
+
+    def _read_line(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self._sock], [], [], max(left, 0))
+            if not ready:
+                raise TimeoutError
+            data = self._sock.recv(4096)
+            if not data:
+                raise RuntimeError("the fork server ended")
+            self._buf += data
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line.decode()
+
+
+class ForkedChild:
+    """What the tests use of ``subprocess.Popen``, for a child of the fork server.
+
+    ``stdin``, ``stdout`` and ``stderr`` are given as to Popen: ``PIPE``, ``DEVNULL``,
+    an fd or a file (and ``STDOUT`` for stderr).
+    """
+
+    def __init__(self, server: ForkServer, argv: list[str], env: dict, cwd: str,
+                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE) -> None:
+        self._server = server
+        self.returncode = None
+        theirs, ours = [], []
+        try:
+            for spec, reading in ((stdin, True), (stdout, False), (stderr, False)):
+                if spec == subprocess.STDOUT:
+                    fd, mine = os.dup(theirs[1]), None
+                else:
+                    fd, mine = _child_end(spec, reading)
+                theirs.append(fd)
+                ours.append(mine)
+            self.pid = server.spawn(argv, env, cwd, theirs)
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        self.stdin, self.stdout, self.stderr = (
+            None if fd is None else open(fd, "wb" if i == 0 else "rb")
+            for i, fd in enumerate(ours))
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = self._server.returncode(self.pid)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            self.returncode = self._server.returncode(self.pid, 1e9 if timeout is None
+                                                      else timeout)
+            if self.returncode is None:
+                raise subprocess.TimeoutExpired("chat.py", timeout)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def _child_end(spec, reading: bool) -> tuple[int, int | None]:
+    """The child's fd for one stream, and ours (for ``PIPE``) or ``None``."""
+    if spec == subprocess.PIPE:
+        r, w = os.pipe()
+        return (r, w) if reading else (w, r)
+    if spec == subprocess.DEVNULL:
+        return os.open(os.devnull, os.O_RDONLY if reading else os.O_WRONLY), None
+    return os.dup(spec if isinstance(spec, int) else spec.fileno()), None
+
+
+def run(server: ForkServer, argv: list[str], env: dict, cwd: str, input: bytes | None = None,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        timeout: float = 30) -> subprocess.CompletedProcess:
+    """``subprocess.run`` for a forked child: feed ``input``, collect what it writes."""
+    child = ForkedChild(server, argv, env, cwd,
+                        stdin=subprocess.PIPE if input is not None else stdin,
+                        stdout=stdout, stderr=stderr)
+    if input is not None:
+        def feed() -> None:
+            try:
+                child.stdin.write(input)
+                child.stdin.close()
+            except BrokenPipeError:
+                pass
+        threading.Thread(target=feed, daemon=True).start()
+    outputs = {f: bytearray() for f in (child.stdout, child.stderr) if f is not None}
+    deadline = time.monotonic() + timeout
+    open_files = list(outputs)
+    while open_files:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            child.kill()
+            raise subprocess.TimeoutExpired(argv, timeout)
+        ready, _, _ = select.select(open_files, [], [], left)
+        for f in ready:
+            data = os.read(f.fileno(), 65536)
+            if data:
+                outputs[f] += data
+            else:
+                open_files.remove(f)
+    status = child.wait(max(deadline - time.monotonic(), 0))
+    for f in outputs:
+        f.close()
+    return subprocess.CompletedProcess(argv, status,
+                                       bytes(outputs[child.stdout]) if child.stdout else None,
+                                       bytes(outputs[child.stderr]) if child.stderr else None)
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]), sys.argv[2])
