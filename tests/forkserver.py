@@ -36,10 +36,12 @@ import time
 STARTUP_ENV_PREFIXES = ("PYTHON", "LC_", "LANG")
 
 
-def can_fork_for(env: dict | None, prefix, preexec_fn) -> bool:
-    return (not prefix and preexec_fn is None
-            and not any(key.startswith(STARTUP_ENV_PREFIXES) and key != "PYTHONUNBUFFERED"
-                        for key in (env or {})))
+def can_fork_for(env: dict, prefix=None, preexec_fn=None) -> bool:
+    """Can a fork give what ``env`` (the child's whole environment) asks for?"""
+    def startup(environ: dict) -> dict:
+        return {key: value for key, value in environ.items()
+                if key.startswith(STARTUP_ENV_PREFIXES) and key != "PYTHONUNBUFFERED"}
+    return not prefix and preexec_fn is None and startup(env) == startup(dict(os.environ))
 
 
 # -- the server (runs in its own process) ---------------------------------------------------
@@ -126,6 +128,8 @@ def _reap(sock: socket.socket, children: set[int]) -> None:
 def _child(request: dict, fds: list[int]) -> None:
     status = 1
     try:
+        if request["new_session"]:
+            os.setsid()
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
         for fd in fds:
@@ -194,9 +198,11 @@ class ForkServer:
         self._exits: dict[int, int] = {}
         self._lock = threading.Lock()
 
-    def spawn(self, argv: list[str], env: dict, cwd: str, fds: list[int]) -> int:
+    def spawn(self, argv: list[str], env: dict, cwd: str, fds: list[int],
+              new_session: bool = False) -> int:
         with self._lock:
-            request = json.dumps({"argv": argv, "env": env, "cwd": cwd}).encode() + b"\n"
+            request = json.dumps({"argv": argv, "env": env, "cwd": cwd,
+                                  "new_session": new_session}).encode() + b"\n"
             socket.send_fds(self._sock, [request], fds)
             while True:
                 line = self._read_line(timeout=10)
@@ -242,8 +248,8 @@ class ForkedChild:
     """
 
     def __init__(self, server: ForkServer, argv: list[str], env: dict, cwd: str,
-                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                 stderr=subprocess.PIPE) -> None:
+                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                 new_session: bool = False) -> None:
         self._server = server
         self.returncode = None
         theirs, ours = [], []
@@ -255,7 +261,7 @@ class ForkedChild:
                     fd, mine = _child_end(spec, reading)
                 theirs.append(fd)
                 ours.append(mine)
-            self.pid = server.spawn(argv, env, cwd, theirs)
+            self.pid = server.spawn(argv, env, cwd, theirs, new_session)
         finally:
             for fd in theirs:
                 os.close(fd)

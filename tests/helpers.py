@@ -44,14 +44,13 @@ class ChatProcess:
             full_env.update(env)
         if not any(arg.startswith("--name") for arg in args):
             args = (*args, "--name=")
-        if can_fork_for(env, prefix, preexec_fn):
-            self.proc = ForkedChild(ForkServer.get(str(ROOT)), [CHAT, *args], full_env,
-                                    str(ROOT), stdin)
-        else:
+        if prefix or preexec_fn:
             self.proc = subprocess.Popen([*(prefix or []), sys.executable, CHAT, *args],
                                          stdin=stdin, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, env=full_env, cwd=str(ROOT),
                                          preexec_fn=preexec_fn)
+        else:
+            self.proc = popen_chat(args, stdin=stdin, env=full_env)
         self.pid = self.proc.pid
         self._buf = {"out": bytearray(), "err": bytearray()}
         self._text = {"out": [], "err": []}   # decoded output, in pieces
@@ -180,12 +179,26 @@ class ChatProcess:
                     pass
 
 
+def popen_chat(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+               env: dict | None = None, new_session: bool = False):
+    """``subprocess.Popen(["python3", "chat.py", *args], ...)`` (``env``: the whole
+    environment), forked from the fork server when a fork can give what is asked."""
+    env = dict(os.environ) if env is None else env
+    if can_fork_for(env):
+        return ForkedChild(ForkServer.get(str(ROOT)), [CHAT, *args], env, str(ROOT),
+                           stdin=stdin, stdout=stdout, stderr=stderr, new_session=new_session)
+    return subprocess.Popen([sys.executable, CHAT, *args], stdin=stdin, stdout=stdout,
+                            stderr=stderr, env=env, cwd=str(ROOT),
+                            start_new_session=new_session)
+
+
 def run_chat(*args: str, input: bytes | None = None, stdin=subprocess.DEVNULL,
              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env: dict | None = None,
              timeout: float = 30) -> subprocess.CompletedProcess:
-    """``subprocess.run(["python3", "chat.py", *args], ...)``, forked when it can be."""
+    """``subprocess.run(["python3", "chat.py", *args], ...)``, forked when it can be
+    (``env``: variables to add)."""
     full_env = dict(os.environ, **(env or {}))
-    if can_fork_for(env, None, None):
+    if can_fork_for(full_env):
         return forkserver.run(ForkServer.get(str(ROOT)), [CHAT, *args], full_env, str(ROOT),
                               input=input, stdin=stdin, stdout=stdout, stderr=stderr,
                               timeout=timeout)

@@ -35,7 +35,7 @@ import time
 
 import pytest
 
-from helpers import CHAT, BlackHole, free_port, recv_line, run_chat
+from helpers import CHAT, BlackHole, free_port, popen_chat, recv_line, run_chat
 
 LOCAL = ["--host", "127.0.0.1"]
 
@@ -350,9 +350,7 @@ def test_a_peer_that_dies_is_noticed_at_once(chat):
 
 def test_stdout_closed_ends_quietly():
     # Like "chat.py 0 | head -1": the first line is read, then the reader goes away.
-    proc = subprocess.Popen([sys.executable, CHAT, "0", "--host", "127.0.0.1"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = popen_chat(["0", "--host", "127.0.0.1"])
     try:
         first = proc.stdout.readline()
         assert first.startswith(b"listening on")

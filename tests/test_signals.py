@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from helpers import CHAT, ROOT, PtyScreen, wait_until
+from helpers import CHAT, ROOT, PtyScreen, popen_chat, wait_until
 
 LOCAL = ("--host", "127.0.0.1")
 
@@ -31,10 +31,14 @@ class Pty(PtyScreen):
         fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
         self.modes_before = termios.tcgetattr(self.slave)
         env = dict(os.environ, TERM="xterm", NO_COLOR="1")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin_pipe else self.slave,
-                                     stdout=self.slave, stderr=stderr or self.slave,
-                                     cwd=str(ROOT),
-                                     env=env, start_new_session=True)
+        stdin = subprocess.PIPE if stdin_pipe else self.slave
+        if argv[:2] == [sys.executable, CHAT]:
+            self.proc = popen_chat(argv[2:], stdin=stdin, stdout=self.slave,
+                                   stderr=stderr or self.slave, env=env, new_session=True)
+        else:
+            self.proc = subprocess.Popen(argv, stdin=stdin, stdout=self.slave,
+                                         stderr=stderr or self.slave, cwd=str(ROOT), env=env,
+                                         start_new_session=True)
         self.screen = b""
         self.port = int(self.wait_for(rb"listening on 127\.0\.0\.1:(\d+)").group(1))
 

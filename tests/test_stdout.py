@@ -7,14 +7,13 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import termios
 import threading
 import time
 
 import pytest
 
-from helpers import CHAT, ROOT, figure, free_port, recv_line, run_chat, wait_until
+from helpers import figure, free_port, popen_chat, recv_line, run_chat, wait_until
 
 LOCAL = ("--host", "127.0.0.1", "--name=")   # no login name in what is compared
 F_GETPIPE_SZ = 1032
@@ -35,9 +34,7 @@ class Unread:
 
     def __init__(self, *args, stdin=subprocess.PIPE):
         self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, CHAT, str(self.port), *LOCAL, *args],
-                                     stdin=stdin, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, cwd=str(ROOT))
+        self.proc = popen_chat([str(self.port), *LOCAL, *args], stdin=stdin)
         self.pid = self.proc.pid
         self.out = self.proc.stdout.fileno()
         self.seen = bytearray()
@@ -145,8 +142,7 @@ def test_sigint_twice_stops_at_once_and_a_blocked_stderr_never_hangs_the_exit(un
     # stderr is the same unread pipe as stdout (2>&1): the last words cannot be written
     # either, and are dropped rather than waited for.
     port = free_port()
-    proc = subprocess.Popen([sys.executable, CHAT, str(port), *LOCAL], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(ROOT))
+    proc = popen_chat([str(port), *LOCAL], stderr=subprocess.STDOUT)
     try:
         out = proc.stdout.fileno()
         first = os.read(out, 100)

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from helpers import CHAT, ROOT, PtyScreen, recv_line
+from helpers import CHAT, ROOT, PtyScreen, popen_chat, recv_line
 
 ESC = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -35,9 +35,8 @@ class PtyChat(PtyScreen):
         full_env.update(env or {})
         for name in unset:
             full_env.pop(name, None)
-        self.proc = subprocess.Popen([sys.executable, CHAT, "0", "--host", "127.0.0.1", *args],
-                                     stdin=slave, stdout=slave, stderr=slave, cwd=str(ROOT),
-                                     env=full_env, start_new_session=True)
+        self.proc = popen_chat(["0", "--host", "127.0.0.1", *args], stdin=slave,
+                               stdout=slave, stderr=slave, env=full_env, new_session=True)
         self.slave = slave
         self.screen = b""
         self.port = int(self.wait_for(rb"listening on 127\.0\.0\.1:(\d+)").group(1))
