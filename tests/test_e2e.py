@@ -200,6 +200,7 @@ def test_a_raw_socket_is_a_full_peer_both_ways(chat):
     a.wait_for(rf"peer 1 \(127\.0\.0\.1:{src_port}\) closed the connection")
 
 
+@pytest.mark.slow   # a second of hello wait; in-process on virtual time: test_node_faults
 def test_connecting_to_a_raw_listener(chat):
     a = chat("0", *LOCAL)
     with socket.socket() as srv:
