@@ -93,8 +93,8 @@ def test_connecting_to_yourself_by_your_routable_address_is_refused(chat, net):
 def test_pulling_the_cable_is_noticed_by_heartbeat_and_plugging_it_back_works(chat, net):
     a, b = net.add_host("a"), net.add_host("b")
     net.link(a, b)
-    pa = start(chat, a, "--heartbeat", "0.3")
-    pb = start(chat, b, "--heartbeat", "0.3")
+    pa = start(chat, a, "--heartbeat", "0.2")
+    pb = start(chat, b, "--heartbeat", "0.2")
     pa.type(f"connect {b.address} {pb.port}")
     pb.wait_for(r"peer 1 \(.*\) connected to you")
     pa.type("send 1 before the cable is pulled")
