@@ -208,10 +208,10 @@ def test_a_line_of_200000_wide_characters_costs_little_per_key():
     worst = 0.0
     for key in (HOME, END, LEFT, RIGHT, b"\x7f", HOME, RIGHT, b"x", END, b"\x1bb", b"\x01",
                 b"\x1bf", DELETE, b"\x0b", b"\x1b[200~" + "本".encode() * 1000 + b"\x1b[201~"):
-        start = time.perf_counter()
+        start = time.process_time()     # CPU time: a busy machine's preemption is no cost
         e.feed(key)
         drawn = screen.render()
-        worst = max(worst, time.perf_counter() - start)
+        worst = max(worst, time.process_time() - start)
         assert text_width(drawn.split("\r")[1][len("\x1b[K"):]) <= 79
     assert worst < 0.02, f"slowest key took {worst * 1000:.1f} ms"
 
