@@ -30,7 +30,6 @@ __version__ = "0.1.0"
 from commands.session import EXIT_FAILURE, EXIT_SIGINT, signal_status
 
 DEFAULT_PROG = "chat.py"
-MAC_FD_CAP = 10240   # macOS refuses RLIM_INFINITY for RLIMIT_NOFILE
 # Unwritten output (stdout not read fast enough): above the high-water mark we stop
 # reading peers, above the cap we stop running commands; both resume at the low mark.
 OUTPUT_HIGH_WATER_BYTES = 256 * 1024
@@ -178,31 +177,6 @@ def _fail(message: str) -> int:
     return EXIT_FAILURE
 
 
-def _ensure_standard_fds() -> None:
-    """A closed fd 0/1/2 would be reused by our first socket: park /dev/null there."""
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            opened = os.open(os.devnull, os.O_RDWR)
-            if opened != fd:
-                os.dup2(opened, fd)
-                os.close(opened)
-
-
-def _raise_fd_limit() -> None:
-    """Lift the soft open-files limit to the hard one, so thousands of peers fit."""
-    try:
-        import resource
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if sys.platform == "darwin" and (hard == resource.RLIM_INFINITY or hard > MAC_FD_CAP):
-            hard = MAC_FD_CAP
-        if soft != resource.RLIM_INFINITY and soft < hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    except (ImportError, ValueError, OSError):
-        pass
-
-
 def _listen_error(exc: OSError, host: str, port: int) -> str:
     if exc.errno == errno.EADDRINUSE:
         return (f"port {port} is already in use; pick another port, or 0 for any free one")
@@ -249,15 +223,16 @@ def run(args: argparse.Namespace) -> int:
     from commands.terminal.jobs import JobControl
     from network import Node, NodeOptions
     from reactor import LineCodec, OutputStream, Reactor, StdinReader, choose_selector
+    from reactor.process import raise_fd_limit, same_file
     from commands.terminal.lineedit import LineEditor
     from commands.terminal.screen import Screen, Terminal
 
     host = args.host
-    _raise_fd_limit()
+    raise_fd_limit()
     selector, stdin_pollable = choose_selector(0)
     reactor = Reactor(selector)
     stdout = OutputStream(reactor, 1, pipe_bytes=STDOUT_PIPE_BYTES)
-    stderr = stdout if _same_file(1, 2) else OutputStream(reactor, 2)
+    stderr = stdout if same_file(1, 2) else OutputStream(reactor, 2)
     streams = (stdout,) if stderr is stdout else (stdout, stderr)
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
     # TERM=dumb (or none) cannot move a cursor: treat it like a pipe, plain lines.
@@ -348,20 +323,13 @@ def _writer(stream, encoding: str):
     return write
 
 
-def _same_file(fd_a: int, fd_b: int) -> bool:
-    """Do two fds lead to one file (a terminal, ``2>&1``)? Then they share one stream."""
-    try:
-        return os.path.sameopenfile(fd_a, fd_b)
-    except OSError:
-        return False
-
-
 def main(argv: list[str] | None = None) -> int:
     if os.name == "nt":
         return _fail("Windows is not supported (select() there works on sockets only, "
                      "not on the console); use WSL")
     args = parse_args(argv)
-    _ensure_standard_fds()
+    from reactor.process import ensure_standard_fds
+    ensure_standard_fds()
     try:
         status = run(args)
     except KeyboardInterrupt:

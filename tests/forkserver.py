@@ -49,7 +49,7 @@ def can_fork_for(env: dict, prefix=None, preexec_fn=None) -> bool:
 PRELOAD = ("chat", "commands", "commands.completion", "commands.session",
            "commands.terminal.jobs", "commands.terminal.lineedit", "commands.terminal.screen",
            "network", "network.identity", "network.names", "network.trust", "reactor",
-           "reactor.netutil", "getpass", "resource", "ssl")
+           "reactor.netutil", "reactor.process", "getpass", "resource", "ssl")
 
 
 def _preload(root: str) -> None:
