@@ -136,4 +136,9 @@ def tls_kind(exc: BaseException | None) -> str | None:
 
 
 def tls_words(exc: BaseException) -> str:
-    return (getattr(exc, "reason", None) or str(exc) or type(exc).__name__)[:200]
+    """OpenSSL's reason (``CERTIFICATE_VERIFY_FAILED``), else the message (an ``SSLError``
+    made with one message would print as a tuple), else the type's name."""
+    text = getattr(exc, "reason", None)
+    if not text:
+        text = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else str(exc)
+    return (text or type(exc).__name__)[:200]

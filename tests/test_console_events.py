@@ -85,3 +85,21 @@ def test_refusals_of_incoming_connections_name_the_limit():
     assert out(lambda c: c.incoming_refused("127.0.0.2:5000", Refusal.BUSY, 1, 10)) == [
         "refused a connection from 127.0.0.2:5000: that address already has 10 connections "
         "(see --max-per-address)"]
+
+
+def test_a_tls_failure_is_told_in_openssls_words_or_its_message_never_a_tuple():
+    import ssl
+
+    from network.identities import tls_words
+    from reactor.tls import TLSHandshakeTimeout, TLSTruncated
+    assert tls_words(ssl.SSLEOFError("the stream ended without close_notify")) == \
+        "the stream ended without close_notify"
+    assert tls_words(TLSTruncated("cut in a record")) == "cut in a record"
+    assert tls_words(TLSHandshakeTimeout("not finished after 5 s")) == "not finished after 5 s"
+    real = ssl.SSLError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    real.reason = "CERTIFICATE_VERIFY_FAILED"
+    assert tls_words(real) == "CERTIFICATE_VERIFY_FAILED"
+    failed = ConnectFailed(Failure.TLS, detail=tls_words(ssl.SSLEOFError("the stream ended")))
+    assert said(lambda c: c.connect_failed("127.0.0.1", 9, failed)) == (
+        "", "error: could not connect to 127.0.0.1:9: the encrypted handshake failed "
+            "(the stream ended)\n")
