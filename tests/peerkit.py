@@ -97,6 +97,7 @@ class ManInTheMiddle:
         self.identity = identity
         self.seen = bytearray()          # the plaintext it read: what a MITM learns
         self.peers: list[WirePeer] = []
+        self.errors: list[str] = []      # why a connection could not be relayed
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -108,7 +109,8 @@ class ManInTheMiddle:
             try:
                 inside = WirePeer(client, self.identity, server_side=True)
                 outside = WirePeer.connect(self.target_port, self.identity)
-            except (OSError, AssertionError, ConnectionError):
+            except (OSError, AssertionError, ConnectionError) as exc:
+                self.errors.append(repr(exc))
                 client.close()
                 continue
             self.peers += [inside, outside]

@@ -102,7 +102,10 @@ def test_a_man_in_the_middle_shows_another_id_and_a_trusted_peer_warns(chat, hom
     mitm = ManInTheMiddle(bob_port, b2.port, mallory)
     try:
         a.type(f"connect 127.0.0.1 {bob_port}")
-        a.wait_for(rf"WARNING: IDENTITY CHANGED for bob at 127\.0\.0\.1:{bob_port}!", "err")
+        try:
+            a.wait_for(rf"WARNING: IDENTITY CHANGED for bob at 127\.0\.0\.1:{bob_port}!", "err")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- the man in the middle: {mitm.errors}") from None
         a.wait_for(rf"you trust bob as ID {bob_id}; this peer shows ID {mallory.id}", "err")
         a.wait_for(r"connected to peer 2 \(")                 # shown, but not as bob
         a.type("list")
