@@ -1,19 +1,16 @@
 #!/usr/bin/env python3
 """chat.py: a terminal peer-to-peer chat over TCP.
 
-This file is the composition root: it reads the command line, builds the
-reactor, the node, the console and the command registry, wires them together,
-runs the loop and turns the outcome into an exit status. The logic lives in
-``reactor/`` (the I/O side) and ``commands/`` (the user side).
+This file is the composition root: it reads the command line, builds the reactor,
+the node, the console and the command registry in dependency order, runs the loop
+and turns the outcome into an exit status. The logic lives in ``reactor/``
+(generic I/O), ``network/`` (the chat network) and ``commands/`` (the user's side).
 
-Exit status: 0 after ``exit`` or the end of input; 1 when the program cannot
-start (port in use ...), stdout went away or an internal error; 2 for a usage
-error; 128 + the signal's number after a stopping signal, as shells report
-signal deaths: 129 SIGHUP, 130 SIGINT (Ctrl-C), 131 SIGQUIT, 138 SIGUSR1,
-140 SIGUSR2, 143 SIGTERM (see the README's table).
-Every start-up error, usage errors included, is one line on stderr in
-argparse's format: ``<program>: error: <what was wrong and what to do>``,
-where ``<program>`` is the name it was started by (``chat.py``, ``chat-peer``).
+Exit status (the README has the table): 0 after ``exit`` or the end of input; 1
+when it cannot start, stdout went away or an internal error; 2 for a usage error;
+128 + N after stopping signal N. Every start-up error is one line on stderr in
+argparse's format, ``<program>: error: <what was wrong and what to do>``, with the
+name it was started by (``chat.py``, ``chat-peer``).
 """
 
 from __future__ import annotations
@@ -171,6 +168,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def node_options(args: argparse.Namespace):
+    from network import NodeOptions
+    return NodeOptions(connect_timeout_s=args.connect_timeout, heartbeat_s=args.heartbeat,
+                       send_timeout_s=args.send_timeout, flush_timeout_s=args.flush_timeout,
+                       max_peers=args.max_peers, max_per_address=args.max_per_address,
+                       trusted_only=args.trusted_only,
+                       name=_default_name() if args.name is False else args.name)
+
+
 def _fail(message: str) -> int:
     from reactor.loop import write_stderr
     write_stderr(f"{program_name()}: error: {message}")
@@ -221,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
     from commands.completion import make_completer
     from commands.session import KeyInput, LineInput, Session, cancel_pending_connect
     from commands.terminal.jobs import JobControl
-    from network import Node, NodeOptions
+    from network import Node
     from reactor import LineCodec, OutputStream, Reactor, StdinReader, choose_selector
     from reactor.process import raise_fd_limit, same_file
     from commands.terminal.lineedit import LineEditor
@@ -251,14 +257,8 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stdout, stderr, encoding=encoding, color=color, screen=screen,
                       timestamps=args.timestamps)
     reactor.add_after_turn(console.flush)
-    options = NodeOptions(connect_timeout_s=args.connect_timeout, heartbeat_s=args.heartbeat,
-                          send_timeout_s=args.send_timeout,
-                          flush_timeout_s=args.flush_timeout, max_peers=args.max_peers,
-                          max_per_address=args.max_per_address,
-                          trusted_only=args.trusted_only,
-                          name=_default_name() if args.name is False else args.name)
     identity, trust = _identity_and_trust(args.home)
-    node = Node(reactor, console, options, identity=identity, trust=trust)
+    node = Node(reactor, console, node_options(args), identity=identity, trust=trust)
     try:
         node.listen(host, args.port)
     except OSError as exc:

@@ -28,6 +28,22 @@ def test_help_and_version():
         assert out.returncode == 0 and out.stdout == b"chat.py 0.1.0\n", flag
 
 
+def test_every_option_reaches_the_node_and_the_defaults_are_the_documented_ones():
+    import chat
+    from network import NodeOptions
+    defaults = chat.node_options(chat.parse_args(["0", "--name="]))
+    assert defaults == NodeOptions(connect_timeout_s=5.0, heartbeat_s=15.0, send_timeout_s=30.0,
+                                   flush_timeout_s=2.0, max_peers=100, max_per_address=10,
+                                   trusted_only=False, name=None)
+    given = chat.node_options(chat.parse_args([
+        "0", "--connect-timeout", "1.5", "--heartbeat", "2.5", "--send-timeout", "3.5",
+        "--flush-timeout", "4.5", "--max-peers", "6", "--max-per-address", "0",
+        "--trusted-only", "--name", "carol"]))
+    assert given == NodeOptions(connect_timeout_s=1.5, heartbeat_s=2.5, send_timeout_s=3.5,
+                                flush_timeout_s=4.5, max_peers=6, max_per_address=0,
+                                trusted_only=True, name="carol")
+
+
 def test_the_program_names_itself_as_it_was_started(tmp_path):
     # ./chat.py is executable (git mode 100755) and runs through its #! line.
     assert os.access(CHAT, os.X_OK)
