@@ -7,7 +7,11 @@ import tempfile
 
 import pytest
 
-from helpers import ROOT, ChatProcess
+from forkserver import ForkServer
+from helpers import ROOT, ChatProcess, run_reactor_until, virtual_time_reactor
+from network.node import Node, NodeOptions
+from network.peer_protocol import Timing
+from reactor.loop import Reactor
 
 sys.path.insert(0, str(ROOT))
 
@@ -17,6 +21,7 @@ TEST_HOME = os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="chat-tests-
 
 
 def pytest_sessionfinish(session, exitstatus):
+    ForkServer.close_if_started()
     shutil.rmtree(TEST_HOME, ignore_errors=True)
 
 
@@ -33,3 +38,52 @@ def chat():
     yield start
     for proc in started:
         proc.stop()
+
+
+# -- nodes in-process (test_node*.py) ---------------------------------------------------------
+
+FAST = Timing(hello_wait_s=0.3, handshake_timeout_s=1.0, raw_flush_s=0.1, linger_s=0.5)
+
+
+class Recorder:
+    """The observer interface, writing down every call."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args: self.calls.append((name, *args))
+
+    def named(self, name):
+        return [c for c in self.calls if c[0] == name]
+
+    def texts(self):
+        return [t for c in self.named("messages_received") for t in c[2]]
+
+
+@pytest.fixture
+def net(request):
+    """Nodes on one reactor, on virtual time unless the test is marked ``real_time``
+    (a ``DelayProxy`` delays bytes in real time)."""
+    real = request.node.get_closest_marker("real_time") is not None
+    reactor = Reactor() if real else virtual_time_reactor()
+    nodes = []
+
+    def node(node_id=None, **options):
+        observer = Recorder()
+        n = Node(reactor, observer, NodeOptions(timing=FAST, **options), node_id=node_id)
+        n.listen("127.0.0.1", 0)
+        n.observer = observer
+        nodes.append(n)
+        return n
+
+    node.reactor = reactor
+    node.until = lambda cond, timeout=10: run_reactor_until(reactor, cond, timeout)
+    yield node
+    for n in nodes:
+        n.shutdown(lambda: None)
+    run_reactor_until(reactor, lambda: all(not n._by_id and not n._pending and not n._lingering
+                                           for n in nodes), timeout=10)
+    reactor.close()

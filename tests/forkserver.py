@@ -11,18 +11,21 @@ separate process: real pipes, real signals, its own pid, fds and exit status.
 
 What a fork cannot give (a variable the interpreter reads as it starts, such as
 ``PYTHONIOENCODING`` or ``LC_ALL``; a ``preexec_fn``; a command in front of
-Python) is left to ``subprocess``: :func:`can_fork_for` says which.
+Python) is left to ``subprocess``: :meth:`ForkServer.can_fork` says which.
+Known differences that no test depends on: the children share the server's
+hash seed, and ``ps`` shows them as ``forkserver.py``.
 
 The protocol, over a Unix socket pair: the test sends one JSON line
-``{"argv": [...], "env": {...}, "cwd": ...}`` with three fds (stdin, stdout,
-stderr) attached; the server answers ``pid N``, and later ``exit N STATUS``
-when that child ends (STATUS as ``Popen.returncode`` gives it: negative for a
-signal). When the test run ends, its end of the socket closes and the server
-kills whatever children are left, then exits.
+``{"id": I, "argv": [...], "env": {...}, "cwd": ..., "new_session": ...}`` with
+three fds (stdin, stdout, stderr) attached; the server answers ``pid I N``, and
+later ``exit N STATUS`` when that child ends (STATUS as ``Popen.returncode``
+gives it: negative for a signal). When the test run ends, its end of the
+socket closes and the server kills whatever children are left, then exits.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import select
@@ -33,15 +36,12 @@ import sys
 import threading
 import time
 
-STARTUP_ENV_PREFIXES = ("PYTHON", "LC_", "LANG")
+STARTUP_ENV_PREFIXES = ("PYTHON", "LC_", "LANG")   # read as the interpreter starts
 
 
-def can_fork_for(env: dict, prefix=None, preexec_fn=None) -> bool:
-    """Can a fork give what ``env`` (the child's whole environment) asks for?"""
-    def startup(environ: dict) -> dict:
-        return {key: value for key, value in environ.items()
-                if key.startswith(STARTUP_ENV_PREFIXES) and key != "PYTHONUNBUFFERED"}
-    return not prefix and preexec_fn is None and startup(env) == startup(dict(os.environ))
+def startup_variables(environ) -> dict:
+    return {key: value for key, value in environ.items()
+            if key.startswith(STARTUP_ENV_PREFIXES) and key != "PYTHONUNBUFFERED"}
 
 
 # -- the server (runs in its own process) ---------------------------------------------------
@@ -52,61 +52,66 @@ PRELOAD = ("chat", "commands", "commands.completion", "commands.session",
            "reactor.netutil", "reactor.process", "getpass", "resource", "ssl")
 
 
-def _preload(root: str) -> None:
-    """Import everything ``chat.run`` imports, so a child imports nothing."""
+def serve(sock_fd: int, root: str) -> None:
+    """Fork a child per request until the test run's end of the socket closes; then kill
+    whatever children are left."""
     import importlib
-    sys.path.insert(0, root)
+    sys.path[0] = root                 # the children see what ``python3 chat.py`` sees
     for name in PRELOAD:
         importlib.import_module(name)
-
-
-def serve(sock_fd: int, root: str) -> None:
-    _preload(root)
     sock = socket.socket(fileno=sock_fd)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     children: set[int] = set()
-    while True:
-        try:
-            ready, _, _ = select.select([sock, wake_r], [], [])
-        except InterruptedError:
-            continue
-        if wake_r in ready:
-            os.read(wake_r, 4096)
-            _reap(sock, children)
-        if sock in ready:
-            request = _read_request(sock)
-            if request is None:
-                break
-            line, fds = request
-            pid = os.fork()
-            if pid == 0:
-                os.close(wake_r)
-                os.close(wake_w)
-                sock.close()
-                _child(json.loads(line), fds)   # never returns
-            for fd in fds:
-                os.close(fd)
-            children.add(pid)
-            sock.sendall(f"pid {pid}\n".encode())
-    for pid in children:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except OSError:
-            pass
+    try:
+        while True:
+            try:
+                ready, _, _ = select.select([sock, wake_r], [], [])
+            except InterruptedError:
+                continue
+            if wake_r in ready:
+                os.read(wake_r, 4096)
+                _reap(sock, children)
+            if sock in ready:
+                request = _read_request(sock)
+                if request is None:
+                    return
+                line, fds = request
+                request = json.loads(line)
+                pid = os.fork()
+                if pid == 0:
+                    children.clear()     # not this child's to kill, whatever happens
+                    os.close(wake_r)
+                    os.close(wake_w)
+                    sock.close()
+                    _child(request, fds)   # never returns
+                for fd in fds:
+                    os.close(fd)
+                children.add(pid)
+                sock.sendall(f"pid {request['id']} {pid}\n".encode())
+    finally:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
 
 
 def _read_request(sock: socket.socket) -> tuple[bytes, list[int]] | None:
-    """One request line and its fds (one at a time: the client waits for each answer)."""
-    data, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
-    while data and not data.endswith(b"\n"):    # a long environment may come in pieces
-        more = sock.recv(1 << 20)
-        if not more:
-            return None
-        data += more
+    """One request line and its fds (one at a time: the client waits for each answer);
+    ``None`` when the test run has gone (its end closed, or reset with an answer unread)."""
+    try:
+        data, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
+        while data and not data.endswith(b"\n"):    # a long environment may come in pieces
+            more = sock.recv(1 << 20)
+            if not more:
+                return None
+            data += more
+    except ConnectionError:
+        return None
     return (data, fds) if data else None
 
 
@@ -126,6 +131,8 @@ def _reap(sock: socket.socket, children: set[int]) -> None:
 
 
 def _child(request: dict, fds: list[int]) -> None:
+    """Become ``python3 chat.py ARGS``: the fds, the environment, the signals as the
+    server's own interpreter had them when it started (only SIGCHLD was changed)."""
     status = 1
     try:
         if request["new_session"]:
@@ -136,28 +143,47 @@ def _child(request: dict, fds: list[int]) -> None:
             if fd > 2:
                 os.close(fd)
         signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                       signal.SIGUSR1, signal.SIGUSR2, signal.SIGTSTP, signal.SIGCONT):
-            signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)   # as Python starts
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.environ.clear()
         os.environ.update(request["env"])
+        time.tzset()
         os.chdir(request["cwd"])
         _standard_streams()
         sys.argv = request["argv"]
-        import chat
-        try:
-            status = chat.main(sys.argv[1:])
-        except SystemExit as exc:     # argparse: --help, --version, usage errors
-            status = exc.code if isinstance(exc.code, int) else (exc.code is not None)
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
+        status = _run_main()
     finally:
         os._exit(status)
+
+
+def _run_main() -> int:
+    """``chat.main()``, ending as the interpreter ends a script: the exit status of
+    ``sys.exit``, a traceback for an uncaught exception, death by SIGINT for an uncaught
+    KeyboardInterrupt, the ``atexit`` handlers, and 120 if stdout cannot be flushed."""
+    import atexit
+    import traceback
+    import chat
+    try:
+        status = chat.main(sys.argv[1:])
+    except SystemExit as exc:        # argparse: --help, --version, usage errors
+        code = exc.code
+        if code is not None and not isinstance(code, int):
+            print(code, file=sys.stderr)
+        status = 0 if code is None else code if isinstance(code, int) else 1
+    except KeyboardInterrupt:
+        atexit._run_exitfuncs()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        status = 130
+    except BaseException:  # noqa: BLE001 - as the interpreter does
+        traceback.print_exc()
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            status = 120
+    return status
 
 
 def _standard_streams() -> None:
@@ -165,7 +191,7 @@ def _standard_streams() -> None:
     import io
     unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
     for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
-        old = getattr(sys, name)     # the server's: same environment, so same encoding
+        old = getattr(sys, name)     # the server's: same start-up variables, same encoding
         raw = io.FileIO(fd, mode, closefd=False)
         binary = io.BufferedReader(raw) if mode == "r" else io.BufferedWriter(raw)
         text = io.TextIOWrapper(binary, encoding=old.encoding, errors=old.errors,
@@ -187,45 +213,70 @@ class ForkServer:
             cls._instance = cls(root)
         return cls._instance
 
+    @classmethod
+    def close_if_started(cls) -> None:
+        """The end of the test run: the server kills what is left of its children."""
+        if cls._instance is not None:
+            cls._instance._sock.close()
+            cls._instance._proc.wait(timeout=10)
+            cls._instance = None
+
     def __init__(self, root: str) -> None:
         ours, theirs = socket.socketpair()
         self._proc = subprocess.Popen(
             [sys.executable, __file__, str(theirs.fileno()), root], pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, cwd=root)
         theirs.close()
+        self.startup = startup_variables(os.environ)   # what the server's interpreter read
         self._sock = ours
         self._buf = b""
+        self._ids = itertools.count()
         self._exits: dict[int, int] = {}
         self._lock = threading.Lock()
 
+    def can_fork(self, env: dict) -> bool:
+        """Does a child with ``env`` start as the server did? (Else it needs subprocess.)"""
+        return startup_variables(env) == self.startup
+
     def spawn(self, argv: list[str], env: dict, cwd: str, fds: list[int],
               new_session: bool = False) -> int:
+        request_id = next(self._ids)
+        request = json.dumps({"id": request_id, "argv": argv, "env": env, "cwd": cwd,
+                              "new_session": new_session}).encode() + b"\n"
         with self._lock:
-            request = json.dumps({"argv": argv, "env": env, "cwd": cwd,
-                                  "new_session": new_session}).encode() + b"\n"
             socket.send_fds(self._sock, [request], fds)
             while True:
-                line = self._read_line(timeout=10)
-                kind, pid, *rest = line.split()
-                if kind == "pid":
-                    return int(pid)
-                self._exits[int(pid)] = int(rest[0])
+                kind, first, second = self._read_line(timeout=10)
+                if kind == "exit":
+                    self._exits[int(first)] = int(second)
+                elif int(first) == request_id:
+                    self._exits.pop(int(second), None)    # an old pid, used again
+                    return int(second)
+                else:    # the answer to a spawn that was interrupted: nobody has that child
+                    os.kill(int(second), signal.SIGKILL)
 
     def returncode(self, pid: int, timeout: float = 0.0) -> int | None:
-        """The child's exit status, waiting up to ``timeout``; ``None`` if it still runs."""
+        """The child's exit status, waiting up to ``timeout``; ``None`` if it still runs.
+        (Asked once it is known, it is forgotten: the pid may be used again.)"""
         deadline = time.monotonic() + timeout
-        with self._lock:
-            while pid not in self._exits:
+        while True:
+            with self._lock:
+                if pid in self._exits:
+                    return self._exits.pop(pid)
                 left = deadline - time.monotonic()
-                try:
-                    line = self._read_line(timeout=max(left, 0))
+                try:         # a short wait each time, so the lock is never held for long
+                    kind, first, second = self._read_line(timeout=min(max(left, 0), 0.05))
                 except TimeoutError:
-                    return None
-                kind, other, status = line.split()
-                self._exits[int(other)] = int(status)
-            return self._exits[pid]
+                    if left <= 0:
+                        return None
+                    continue
+                if kind == "exit":
+                    self._exits[int(first)] = int(second)
+                else:
+                    os.kill(int(second), signal.SIGKILL)   # see spawn
 
-    def _read_line(self, timeout: float) -> str:
+    def _read_line(self, timeout: float) -> list[str]:
+        """The next answer, split into its words."""
         deadline = time.monotonic() + timeout
         while b"\n" not in self._buf:
             left = deadline - time.monotonic()
@@ -237,7 +288,7 @@ class ForkServer:
                 raise RuntimeError("the fork server ended")
             self._buf += data
         line, _, self._buf = self._buf.partition(b"\n")
-        return line.decode()
+        return line.decode().split()
 
 
 class ForkedChild:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import forkserver
-from forkserver import ForkedChild, ForkServer, can_fork_for
+from forkserver import ForkedChild, ForkServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAT = str(ROOT / "chat.py")
@@ -44,13 +44,8 @@ class ChatProcess:
             full_env.update(env)
         if not any(arg.startswith("--name") for arg in args):
             args = (*args, "--name=")
-        if prefix or preexec_fn:
-            self.proc = subprocess.Popen([*(prefix or []), sys.executable, CHAT, *args],
-                                         stdin=stdin, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, env=full_env, cwd=str(ROOT),
-                                         preexec_fn=preexec_fn)
-        else:
-            self.proc = popen_chat(args, stdin=stdin, env=full_env)
+        self.proc = popen_chat(args, stdin=stdin, env=full_env, prefix=prefix,
+                               preexec_fn=preexec_fn)
         self.pid = self.proc.pid
         self._buf = {"out": bytearray(), "err": bytearray()}
         self._text = {"out": [], "err": []}   # decoded output, in pieces
@@ -180,16 +175,18 @@ class ChatProcess:
 
 
 def popen_chat(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-               env: dict | None = None, new_session: bool = False):
-    """``subprocess.Popen(["python3", "chat.py", *args], ...)`` (``env``: the whole
+               env: dict | None = None, new_session: bool = False, prefix=None,
+               preexec_fn=None):
+    """``subprocess.Popen([*prefix, "python3", "chat.py", *args], ...)`` (``env``: the whole
     environment), forked from the fork server when a fork can give what is asked."""
     env = dict(os.environ) if env is None else env
-    if can_fork_for(env):
-        return ForkedChild(ForkServer.get(str(ROOT)), [CHAT, *args], env, str(ROOT),
-                           stdin=stdin, stdout=stdout, stderr=stderr, new_session=new_session)
-    return subprocess.Popen([sys.executable, CHAT, *args], stdin=stdin, stdout=stdout,
-                            stderr=stderr, env=env, cwd=str(ROOT),
-                            start_new_session=new_session)
+    server = ForkServer.get(str(ROOT))
+    if not prefix and preexec_fn is None and server.can_fork(env):
+        return ForkedChild(server, [CHAT, *args], env, str(ROOT), stdin=stdin, stdout=stdout,
+                           stderr=stderr, new_session=new_session)
+    return subprocess.Popen([*(prefix or []), sys.executable, CHAT, *args], stdin=stdin,
+                            stdout=stdout, stderr=stderr, env=env, cwd=str(ROOT),
+                            start_new_session=new_session, preexec_fn=preexec_fn)
 
 
 def run_chat(*args: str, input: bytes | None = None, stdin=subprocess.DEVNULL,
@@ -198,10 +195,10 @@ def run_chat(*args: str, input: bytes | None = None, stdin=subprocess.DEVNULL,
     """``subprocess.run(["python3", "chat.py", *args], ...)``, forked when it can be
     (``env``: variables to add)."""
     full_env = dict(os.environ, **(env or {}))
-    if can_fork_for(full_env):
-        return forkserver.run(ForkServer.get(str(ROOT)), [CHAT, *args], full_env, str(ROOT),
-                              input=input, stdin=stdin, stdout=stdout, stderr=stderr,
-                              timeout=timeout)
+    server = ForkServer.get(str(ROOT))
+    if server.can_fork(full_env):
+        return forkserver.run(server, [CHAT, *args], full_env, str(ROOT), input=input,
+                              stdin=stdin, stdout=stdout, stderr=stderr, timeout=timeout)
     return subprocess.run([sys.executable, CHAT, *args], input=input,
                           stdin=None if input is not None else stdin, stdout=stdout,
                           stderr=stderr, env=full_env, timeout=timeout, cwd=str(ROOT))
@@ -275,6 +272,7 @@ class AutojumpSelector(selectors.DefaultSelector):
         super().__init__()
         self.clock = clock
         self.quiet_s = quiet_s
+        self.jumps = 0       # a test of what should need no timer can assert none came
 
     def select(self, timeout: float | None = None):
         if timeout is not None and timeout <= 0:
@@ -282,6 +280,7 @@ class AutojumpSelector(selectors.DefaultSelector):
         events = super().select(self.quiet_s)
         if not events and timeout is not None:
             self.clock.now += timeout
+            self.jumps += 1
         return events
 
 
@@ -479,7 +478,8 @@ class DelayProxy:
 
 
 class PtyScreen:
-    """What a test reads from a pty and types into it (``master``/``slave`` set by the subclass).
+    """What a test reads from a pty and types into it (``master``, ``slave`` and ``proc`` set by
+    the subclass).
 
     ``screen`` is every byte the program wrote to the terminal so far.
     """
@@ -495,6 +495,30 @@ class PtyScreen:
                 self.screen += os.read(self.master, 65536)
             except OSError:
                 pass
+
+    def drain(self) -> None:
+        """Read everything the terminal holds now. (Polling a pty's master first moves
+        what the program wrote through the line discipline, so after an exit this is
+        all of it.)"""
+        while True:
+            before = len(self.screen)
+            self.read(0)
+            if len(self.screen) == before:
+                return
+
+    def wait_exit(self, timeout: float = 10, read: bool = True) -> int:
+        """Wait for ``self.proc`` to end, reading the terminal meanwhile (unless ``read``
+        is false: a test that stopped the terminal) and all of it at the end."""
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
+            assert time.monotonic() < deadline, "chat.py did not exit"
+            if read:
+                self.read()
+            else:
+                select.select([], [], [], 0.02)
+        if read:
+            self.drain()
+        return self.proc.returncode
 
     def wait_for(self, pattern, timeout: float = 10, start: int = 0) -> re.Match:
         regex = re.compile(pattern)

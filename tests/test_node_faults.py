@@ -1,19 +1,21 @@
 """Peers that read nothing, reset, or are not chat.py at all: the node in-process, on
 virtual time with real loopback sockets, every message accounted for exactly.
 
-The timers here are the real defaults (a 30 s send timeout, a 2 s flush limit): the
-clock jumps over them (see ``helpers.AutojumpSelector``).
+The send timeout (30 s) and the flush limit of ``terminate`` (2 s) are the real
+defaults here: the clock jumps over them (see ``helpers.AutojumpSelector``).
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import select
 import socket
 import struct
 
+import pytest
+
 from network.outcomes import CloseReason
-from test_node import net  # noqa: F401 - the fixture
 
 
 def raw_listener():
@@ -24,10 +26,17 @@ def raw_listener():
     return srv
 
 
+class Results(list):
+    """``(n, ok)`` for each message settled, and how many were ``sent``."""
+    sent = 0
+
+
 def stalled(net, node):
     """``node`` connected to a plain peer that reads nothing, and sending to it until the
-    kernel's buffers are full and the rest waits in ours. Returns (peer socket, sent,
-    confirmations): ``confirmations`` gets one True/False per message, as each is settled."""
+    kernel's buffers are full and the rest waits in ours.
+
+    Returns (peer socket, results): ``results`` gets ``(n, ok)`` as message n is settled.
+    """
     srv = raw_listener()
     done = []
     node.connect("127.0.0.1", srv.getsockname()[1], done.append)
@@ -35,62 +44,92 @@ def stalled(net, node):
     srv.close()
     net.until(lambda: done)
     assert done == [True]
-    confirmed = []
+    results = Results()
     transport = node._by_id[1].transport
     sent = 0
-    while not (transport.write_paused and len(confirmed) < sent):
+    while not (transport.write_paused and len(results) < sent):
         assert sent < 200_000, "the buffers never filled"
         for _ in range(1000):
-            node.send(1, f"message {sent:06d} " + "x" * 80, confirmed.append)
+            node.send(1, f"message {sent:06d} " + "x" * 80,
+                      lambda ok, n=sent: results.append((n, ok)))
             sent += 1
         for _ in range(3):
             net.reactor.call_soon(lambda: None)      # a turn that does not sleep
             net.reactor.run_once()
-    return conn, sent, confirmed
+    results.sent = sent
+    return conn, results
 
 
-def read_until_eof(sock):
+def confirmed_in_order(results) -> int:
+    """Every message was settled once; those in our buffer (True) are exactly the first
+    ones, in order, and the rest (False) the ones that were still waiting for room.
+    Returns how many were confirmed."""
+    assert sorted(n for n, _ in results) == list(range(results.sent))
+    confirmed = sorted(n for n, ok in results if ok)
+    assert confirmed == list(range(len(confirmed)))
+    return len(confirmed)
+
+
+def received_messages(sock) -> int:
     data = bytearray()
     sock.settimeout(10)
     while chunk := sock.recv(1 << 20):
         data += chunk
-    return bytes(data)
+    assert data.startswith(b"\x01HELLO ")                   # our hello, then the messages
+    return data.count(b"\n") - 1
+
+
+def lost_outcome(net, node):
+    net.until(lambda: node.observer.named("peer_lost"))
+    (lost,) = node.observer.named("peer_lost")
+    return lost[2]
 
 
 def test_a_peer_that_reads_nothing_is_dropped_after_the_send_timeout_nothing_unaccounted(net):
     a = net()                                    # --send-timeout 30, the default
-    conn, sent, confirmed = stalled(net, a)
+    conn, results = stalled(net, a)
     start = net.reactor.time()
-    net.until(lambda: a.observer.named("peer_lost"))
-    (lost,) = a.observer.named("peer_lost")
-    outcome = lost[2]
+    outcome = lost_outcome(net, a)
     assert outcome.reason is CloseReason.STALLED
     assert 30.0 <= outcome.silent_s <= net.reactor.time() - start + 0.001 <= 31.0 + 0.001
     assert outcome.unsent > 0
-    received = read_until_eof(conn).count(b"\n") - 1          # our hello first
-    assert confirmed.count(True) == received + outcome.unsent
-    assert confirmed.count(False) == sent - confirmed.count(True)   # each told on its own
+    net.until(lambda: len(results) == results.sent)
+    assert confirmed_in_order(results) == received_messages(conn) + outcome.unsent
     assert not a.peers()
+    conn.close()
+
+
+def test_terminate_gives_up_after_its_flush_time_and_counts_what_was_left(net):
+    a = net()                                    # --flush-timeout 2, the default
+    conn, results = stalled(net, a)
+    fd = a._by_id[1].transport._fd
+    start = net.reactor.time()
+    a.terminate(1)
+    outcome = lost_outcome(net, a)
+    assert net.reactor.time() - start == pytest.approx(2.0)
+    assert outcome.reason is CloseReason.TERMINATED and outcome.unsent > 0
+    net.until(lambda: not a._lingering)
+    assert not _is_our_socket(fd, conn)          # closed, fd freed, though never read
+    net.until(lambda: len(results) == results.sent)
+    assert confirmed_in_order(results) == received_messages(conn) + outcome.unsent
     conn.close()
 
 
 def test_a_reset_counts_exactly_the_messages_that_never_left(net):
     a = net()
-    conn, sent, confirmed = stalled(net, a)
+    conn, results = stalled(net, a)
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     conn.close()                                 # a reset, with much unread
-    net.until(lambda: a.observer.named("peer_lost"))
-    (lost,) = a.observer.named("peer_lost")
-    outcome = lost[2]
+    outcome = lost_outcome(net, a)
     assert (outcome.reason, outcome.errno) == (CloseReason.RESET, errno.ECONNRESET)
-    assert outcome.unsent > 0
-    net.until(lambda: len(confirmed) == sent)
-    # What the kernel had taken is lost with the reset: only our own buffer is countable.
-    assert confirmed.count(False) == sent - confirmed.count(True)
+    net.until(lambda: len(results) == results.sent)
+    # What the kernel had taken is lost with the reset; what was still in our buffer
+    # is counted, and it is among what had been confirmed.
+    assert 0 < outcome.unsent <= confirmed_in_order(results)
     assert not a.peers()
 
 
-def test_connecting_to_a_plain_listener_offers_tls_then_talks_plain_lines(net):
+def test_connecting_to_a_plain_listener_offers_a_hello_then_talks_plain_lines(net):
     a = net()
     srv = raw_listener()
     done = []
@@ -122,3 +161,16 @@ def _read_into(sock, buf) -> bool:
             break
         buf += data
     return False
+
+
+def _is_our_socket(fd, peer):
+    """Is ``fd`` still a socket connected to ``peer``? (The number may have been reused.)"""
+    try:
+        probe = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return False
+    with probe:
+        try:
+            return probe.getpeername() == peer.getsockname()
+        except OSError:
+            return False

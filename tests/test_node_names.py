@@ -5,7 +5,6 @@ import socket
 import pytest
 
 from network.outcomes import NameProblem, Refusal, Refused
-from test_node import net  # noqa: F401 - the fixture
 
 
 def test_names_travel_in_the_hello_and_renames_are_reported(net):

@@ -46,16 +46,6 @@ class Pty(PtyScreen):
         with open(f"/proc/{self.proc.pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0]
 
-    def wait_exit(self, timeout=10, read=True):
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None:
-            assert time.monotonic() < deadline, "chat.py did not exit"
-            if read:
-                self.read()
-            else:
-                select.select([], [], [], 0.02)
-        return self.proc.returncode
-
     def close(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)

@@ -60,14 +60,6 @@ class PtyChat(PtyScreen):
         finally:
             os.set_blocking(self.master, True)
 
-    def wait_exit(self, timeout=10):
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None:
-            assert time.monotonic() < deadline, "chat.py did not exit"
-            self.read()
-        self.read(0)
-        return self.proc.returncode
-
     def close(self):
         if self.proc.poll() is None:
             self.proc.kill()
