@@ -8,10 +8,11 @@ import tempfile
 import pytest
 
 from forkserver import ForkServer
-from helpers import ROOT, ChatProcess, run_reactor_until, virtual_time_reactor
+from helpers import ROOT, ChatProcess
 from network.node import Node, NodeOptions
 from network.peer_protocol import Timing
 from reactor.loop import Reactor
+from virtualtime import run_reactor_until, virtual_time_reactor
 
 sys.path.insert(0, str(ROOT))
 

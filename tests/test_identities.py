@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import socket
 import stat
-import subprocess
 import sys
-import time
 
 import pytest
 
-from helpers import CHAT, ROOT, ChatProcess, DelayProxy, free_port, wait_until
+from helpers import ChatProcess, DelayProxy, free_port
 from peerkit import ManInTheMiddle, WirePeer, make_identity
 
 LOCAL = ["--host", "127.0.0.1"]

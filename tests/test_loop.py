@@ -8,9 +8,9 @@ import signal
 import socket
 import time
 
-from helpers import run_reactor_until
 from reactor.loop import EVENT_READ, EVENT_WRITE, Reactor
 from reactor.timers import TimerQueue
+from virtualtime import run_reactor_until
 
 
 class Clock:

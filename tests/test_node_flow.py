@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import socket
 
-from helpers import recv_line, run_reactor_until
+from helpers import recv_line
 from network import Node, NodeOptions
 from network import wire
 from network.outcomes import CloseReason
 from network.peer_protocol import Timing
 from reactor.loop import Reactor
+from virtualtime import run_reactor_until
 
 
 class Clock:

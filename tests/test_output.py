@@ -9,9 +9,9 @@ import socket
 
 import pytest
 
-from helpers import run_reactor_until
 from reactor.loop import EVENT_WRITE, Reactor
 from reactor.output import OutputStream
+from virtualtime import run_reactor_until
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from helpers import run_reactor_until
 from reactor.loop import Reactor
 from reactor.protocol import Protocol
 from reactor.tls import TLSHandshakeTimeout, TLSLayer, TLSState, start_tls
 from reactor.transport import StreamTransport
 from tlskit import Cert, Upper, context, tcp_pair
+from virtualtime import run_reactor_until
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,12 @@ import struct
 
 import pytest
 
-from helpers import BlackHole, free_port, run_reactor_until, tcp_pair, virtual_time_reactor
+from helpers import BlackHole, free_port, tcp_pair
 from reactor.listener import ACCEPT_BATCH, Listener
 from reactor.loop import EVENT_READ, EVENT_WRITE, Reactor
 from reactor.protocol import Protocol
 from reactor.transport import Connector, StreamTransport
+from virtualtime import run_reactor_until, virtual_time_reactor
 
 
 class Recording(Protocol):
