@@ -169,6 +169,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def node_options(args: argparse.Namespace):
+    """The node's part of the command line (a test checks that every option arrives)."""
     from network import NodeOptions
     return NodeOptions(connect_timeout_s=args.connect_timeout, heartbeat_s=args.heartbeat,
                        send_timeout_s=args.send_timeout, flush_timeout_s=args.flush_timeout,

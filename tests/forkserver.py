@@ -5,8 +5,8 @@ before it listens; the suite starts ~150 of them. The fork server is one
 Python process, started once per test run, that has imported everything
 chat.py imports. Asked for a peer, it forks: the child takes the test's pipes
 as its stdin, stdout and stderr, the test's environment, arguments and
-working directory, puts the signals back as a fresh interpreter has them, and
-runs ``chat.main()`` exactly as ``python3 chat.py`` would. It is a real,
+working directory, puts the signals back as the server's interpreter had them,
+runs ``chat.main()`` and ends as the interpreter ends a script. It is a real,
 separate process: real pipes, real signals, its own pid, fds and exit status.
 
 What a fork cannot give (a variable the interpreter reads as it starts, such as
@@ -46,6 +46,8 @@ def startup_variables(environ) -> dict:
 
 # -- the server (runs in its own process) ---------------------------------------------------
 
+# What chat.py imports lazily as it starts (should it import more, a child imports that
+# itself: only speed suffers).
 PRELOAD = ("chat", "commands", "commands.completion", "commands.session",
            "commands.terminal.jobs", "commands.terminal.lineedit", "commands.terminal.screen",
            "network", "network.identity", "network.names", "network.trust", "reactor",
