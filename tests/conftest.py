@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 TEST_HOME = os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="chat-tests-")
 
 
+@pytest.hookimpl(trylast=True)     # after the fixtures of an interrupted test are done
 def pytest_sessionfinish(session, exitstatus):
     ForkServer.close_if_started()
     shutil.rmtree(TEST_HOME, ignore_errors=True)

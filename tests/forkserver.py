@@ -77,22 +77,26 @@ def serve(sock_fd: int, root: str) -> None:
                 os.read(wake_r, 4096)
                 _reap(sock, children)
             if sock in ready:
-                request = _read_request(sock)
-                if request is None:
+                received = _read_requests(sock)
+                if received is None:
                     return
-                line, fds = request
-                request = json.loads(line)
-                pid = os.fork()
-                if pid == 0:
-                    children.clear()     # not this child's to kill, whatever happens
-                    os.close(wake_r)
-                    os.close(wake_w)
-                    sock.close()
-                    _child(request, fds)   # never returns
-                for fd in fds:
-                    os.close(fd)
-                children.add(pid)
-                sock.sendall(f"pid {request['id']} {pid}\n".encode())
+                requests, fds = received
+                for request in requests:
+                    if "kill" in request:    # an orphan (see ForkServer._orphan)
+                        if request["kill"] in children:
+                            os.kill(request["kill"], signal.SIGKILL)
+                        continue
+                    pid = os.fork()
+                    if pid == 0:
+                        children.clear()     # not this child's to kill, whatever happens
+                        os.close(wake_r)
+                        os.close(wake_w)
+                        sock.close()
+                        _child(request, fds)   # never returns
+                    for fd in fds:
+                        os.close(fd)
+                    children.add(pid)
+                    sock.sendall(f"pid {request['id']} {pid}\n".encode())
     finally:
         for pid in children:
             try:
@@ -102,8 +106,9 @@ def serve(sock_fd: int, root: str) -> None:
                 pass
 
 
-def _read_request(sock: socket.socket) -> tuple[bytes, list[int]] | None:
-    """One request line and its fds (one at a time: the client waits for each answer);
+def _read_requests(sock: socket.socket) -> tuple[list[dict], list[int]] | None:
+    """The requests that came, and the fds of the one spawn among them (the client waits
+    for each spawn's answer; a kill it does not wait for may come just before one).
     ``None`` when the test run has gone (its end closed, or reset with an answer unread)."""
     try:
         data, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
@@ -114,7 +119,9 @@ def _read_request(sock: socket.socket) -> tuple[bytes, list[int]] | None:
             data += more
     except ConnectionError:
         return None
-    return (data, fds) if data else None
+    if not data:
+        return None
+    return [json.loads(line) for line in data.splitlines()], fds
 
 
 def _reap(sock: socket.socket, children: set[int]) -> None:
@@ -161,7 +168,6 @@ def _run_main() -> int:
     """``chat.main()``, ending as the interpreter ends a script: the exit status of
     ``sys.exit``, a traceback for an uncaught exception, death by SIGINT for an uncaught
     KeyboardInterrupt, the ``atexit`` handlers, and 120 if stdout cannot be flushed."""
-    import atexit
     import traceback
     import chat
     try:
@@ -170,22 +176,30 @@ def _run_main() -> int:
         code = exc.code
         if code is not None and not isinstance(code, int):
             print(code, file=sys.stderr)
-        status = 0 if code is None else code if isinstance(code, int) else 1
+        status = 0 if code is None else code & 0xFF if isinstance(code, int) else 1
     except KeyboardInterrupt:
-        atexit._run_exitfuncs()
+        traceback.print_exc()
+        _finish()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
-        status = 130
+        return 130
     except BaseException:  # noqa: BLE001 - as the interpreter does
         traceback.print_exc()
         status = 1
+    return 120 if not _finish() else status
+
+
+def _finish() -> bool:
+    """The ``atexit`` handlers, then flush stdout and stderr; False if a flush failed."""
+    import atexit
     atexit._run_exitfuncs()
+    flushed = True
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):
-            status = 120
-    return status
+            flushed = False
+    return flushed
 
 
 def _standard_streams() -> None:
@@ -195,9 +209,12 @@ def _standard_streams() -> None:
     for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
         old = getattr(sys, name)     # the server's: same start-up variables, same encoding
         raw = io.FileIO(fd, mode, closefd=False)
-        binary = io.BufferedReader(raw) if mode == "r" else io.BufferedWriter(raw)
+        if mode == "r":
+            binary = io.BufferedReader(raw)
+        else:                        # -u: no buffer at all under the text layer
+            binary = raw if unbuffered else io.BufferedWriter(raw)
         text = io.TextIOWrapper(binary, encoding=old.encoding, errors=old.errors,
-                                line_buffering=unbuffered or fd == 2,
+                                line_buffering=not unbuffered and (fd == 2 or raw.isatty()),
                                 write_through=unbuffered)
         setattr(sys, name, text)
 
@@ -254,8 +271,13 @@ class ForkServer:
                 elif int(first) == request_id:
                     self._exits.pop(int(second), None)    # an old pid, used again
                     return int(second)
-                else:    # the answer to a spawn that was interrupted: nobody has that child
-                    os.kill(int(second), signal.SIGKILL)
+                else:
+                    self._orphan(int(second))
+
+    def _orphan(self, pid: int) -> None:
+        """The answer to a spawn that was interrupted: nobody has that child. The server
+        kills it, if it is still its child (so never a pid used again)."""
+        self._sock.sendall(json.dumps({"kill": pid}).encode() + b"\n")
 
     def returncode(self, pid: int, timeout: float = 0.0) -> int | None:
         """The child's exit status, waiting up to ``timeout``; ``None`` if it still runs.
@@ -275,7 +297,7 @@ class ForkServer:
                 if kind == "exit":
                     self._exits[int(first)] = int(second)
                 else:
-                    os.kill(int(second), signal.SIGKILL)   # see spawn
+                    self._orphan(int(second))
 
     def _read_line(self, timeout: float) -> list[str]:
         """The next answer, split into its words."""
@@ -315,6 +337,11 @@ class ForkedChild:
                 theirs.append(fd)
                 ours.append(mine)
             self.pid = server.spawn(argv, env, cwd, theirs, new_session)
+        except BaseException:
+            for fd in ours:
+                if fd is not None:
+                    os.close(fd)
+            raise
         finally:
             for fd in theirs:
                 os.close(fd)
