@@ -58,16 +58,13 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _count_or_zero(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}: use a whole number >= 0")
-    return int(text)
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}: use a whole number >= 1")
-    return int(text)
+def _whole_number(least: int):
+    def whole_number(text: str) -> int:
+        if not (text.isascii() and text.isdigit()) or int(text) < least:
+            raise argparse.ArgumentTypeError(f"invalid number {text!r}: use a whole number "
+                                             f">= {least}")
+        return int(text)
+    return whole_number
 
 
 def program_name() -> str:
@@ -142,9 +139,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--flush-timeout", type=_seconds, default=2.0, metavar="S",
                         help="on exit or terminate, wait at most S seconds for queued "
                              "messages and output to leave (default: 2)")
-    parser.add_argument("--max-peers", type=_count, default=100, metavar="N",
+    parser.add_argument("--max-peers", type=_whole_number(1), default=100, metavar="N",
                         help="refuse connections beyond N at once (default: 100)")
-    parser.add_argument("--max-per-address", type=_count_or_zero, default=10, metavar="N",
+    parser.add_argument("--max-per-address", type=_whole_number(0), default=10, metavar="N",
                         help="refuse incoming connections from one IP address beyond N "
                              "(default: 10; 0 for no limit)")
     parser.add_argument("--home", metavar="DIR",

@@ -69,6 +69,7 @@ def test_the_program_names_itself_as_it_was_started(tmp_path):
     ([], b"the following arguments are required: port"),
     (["0", "--connect-timeout", "-1"], b"invalid duration '-1'"),
     (["0", "--max-peers", "0"], b"invalid number '0'"),
+    (["0", "--max-per-address", "\u00b2"], b"invalid number '\xc2\xb2'"),   # a digit, not ASCII
     (["0", "--bogus"], b"unrecognized arguments: --bogus"),
     (["0", "--host", "::1"], b"argument --host: invalid address '::1': that is an IPv6 address"),
     (["0", "--host", "nonsense"], b"argument --host: invalid address 'nonsense': unknown host"),
