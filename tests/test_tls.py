@@ -103,8 +103,10 @@ def feed(wire, layer, size):
         layer.data_received(data[i:i + size])
 
 
-@pytest.mark.parametrize("size", [*range(1, 34), 64, 100, 517, 1000, 4096, 1 << 20])
-def test_ciphertext_split_at_every_size_gives_the_same_plaintext(reactor, certs, size):
+def handshaken_pair(reactor, certs, size=1 << 20):
+    """alice (client) and bob (server) on in-memory wires, the handshake done by feeding
+    each side's ciphertext to the other in pieces of ``size`` bytes.
+    Returns (c_up, s_up, c_tls, s_tls, c_wire, s_wire)."""
     c_up, s_up = Upper(), Upper()
     c_tls = TLSLayer(reactor, context(False, certs["alice"], certs["bob"]), c_up,
                      server_side=False)
@@ -116,6 +118,12 @@ def test_ciphertext_split_at_every_size_gives_the_same_plaintext(reactor, certs,
     for _ in range(4):
         feed(c_wire, s_tls, size)
         feed(s_wire, c_tls, size)
+    return c_up, s_up, c_tls, s_tls, c_wire, s_wire
+
+
+@pytest.mark.parametrize("size", [*range(1, 34), 64, 100, 517, 1000, 4096, 1 << 20])
+def test_ciphertext_split_at_every_size_gives_the_same_plaintext(reactor, certs, size):
+    c_up, s_up, c_tls, s_tls, c_wire, s_wire = handshaken_pair(reactor, certs, size)
     assert c_up.made and s_up.made
     lines = [b"line %d \xc3\xa9\n" % i * (i % 7 + 1) for i in range(50)]
     for line in lines:
@@ -315,17 +323,7 @@ def test_a_flipped_byte_drops_the_connection_and_delivers_nothing_of_that_record
 
 
 def test_a_tampered_record_after_a_good_one_in_the_same_chunk(reactor, certs):
-    c_up, s_up = Upper(), Upper()
-    c_tls = TLSLayer(reactor, context(False, certs["alice"], certs["bob"]), c_up,
-                     server_side=False)
-    s_tls = TLSLayer(reactor, context(True, certs["bob"], certs["alice"]), s_up,
-                     server_side=True)
-    c_wire, s_wire = Wire(), Wire()
-    c_tls.connection_made(c_wire)
-    s_tls.connection_made(s_wire)
-    for _ in range(3):
-        feed(c_wire, s_tls, 1 << 20)
-        feed(s_wire, c_tls, 1 << 20)
+    c_up, s_up, c_tls, s_tls, c_wire, s_wire = handshaken_pair(reactor, certs)
     c_tls.write(b"first\n")
     reactor.run_once()
     good = bytes(c_wire.out)
@@ -418,17 +416,7 @@ def test_taking_over_a_paused_transport_owes_the_protocol_its_resume(reactor, ce
 
 
 def test_a_record_cut_in_the_middle_then_fin_delivers_nothing_of_it(reactor, certs):
-    c_up, s_up = Upper(), Upper()
-    c_tls = TLSLayer(reactor, context(False, certs["alice"], certs["bob"]), c_up,
-                     server_side=False)
-    s_tls = TLSLayer(reactor, context(True, certs["bob"], certs["alice"]), s_up,
-                     server_side=True)
-    c_wire, s_wire = Wire(), Wire()
-    c_tls.connection_made(c_wire)
-    s_tls.connection_made(s_wire)
-    for _ in range(3):
-        feed(c_wire, s_tls, 1 << 20)
-        feed(s_wire, c_tls, 1 << 20)
+    c_up, s_up, c_tls, s_tls, c_wire, s_wire = handshaken_pair(reactor, certs)
     c_tls.write(b"whole\n")
     reactor.run_once()
     c_tls.write(b"cut short\n")
