@@ -21,6 +21,23 @@ class Direction(enum.Enum):
     INCOMING = "incoming"      # it connected to us
 
 
+@dataclass(frozen=True)
+class PeerInfo:
+    id: int
+    host: str
+    port: int               # the peer's listening port (a plain client's source port)
+    direction: Direction
+    speaks_protocol: bool   # a chat.py peer (False for nc and other programs)
+    node_id: str | None = None
+    name: str | None = None     # what it calls itself (chat.py peers only; a label, not proof)
+    fingerprint: bytes | None = None    # its identity, proven over TLS (None: plain)
+    trusted_name: str | None = None     # the name our user gave that identity
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
 class CloseReason(enum.Enum):
     """Why an established connection ended."""
 

@@ -10,7 +10,7 @@ from commands import CommandRunner, Console, default_registry
 from commands.base import Command, CommandError
 from commands.registry import CommandRegistry
 from network.outcomes import Direction, Refusal, Refused
-from network.peers import PeerInfo
+from network.outcomes import PeerInfo
 from helpers import MemorySink
 
 

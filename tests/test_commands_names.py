@@ -9,7 +9,7 @@ from commands.completion import make_completer
 from commands.messaging import MAX_UNCONFIRMED_BROADCASTS
 from network.names import BadName, check_name
 from network.outcomes import Direction, Refusal, Refused
-from network.peers import PeerInfo
+from network.outcomes import PeerInfo
 from test_commands import Harness
 
 

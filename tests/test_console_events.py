@@ -14,7 +14,7 @@ import pytest
 from commands.console import Console
 from helpers import MemorySink
 from network.outcomes import CloseReason, ConnectFailed, Direction, Failure, Lost, Refusal
-from network.peers import PeerInfo
+from network.outcomes import PeerInfo
 
 BOB = PeerInfo(1, "127.0.0.1", 9090, Direction.OUTGOING, True, name="bob")
 NC = PeerInfo(2, "10.0.0.9", 40000, Direction.INCOMING, False)
