@@ -22,6 +22,8 @@ import functools
 import itertools
 from typing import Callable
 
+from . import wire
+
 FANOUT_BATCH_BYTES = 32 * 1024   # coalesced at most while a script keeps adding
 
 
@@ -36,7 +38,7 @@ class Fanout:
     def add(self, text: str, done: Callable[[int, list], None]) -> None:
         if not self._batch:
             self._reactor.call_at_end_of_turn(self._turn_ended)
-        encoded = text.encode("utf-8") + b"\n"
+        encoded = wire.frame(text)
         self._batch.append((text, encoded, done))
         self._bytes += len(encoded)
         self._fresh = True

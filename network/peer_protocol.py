@@ -40,11 +40,10 @@ from dataclasses import dataclass, replace
 from reactor.lines import LineCodec, LineTooLong
 
 from . import wire
-from .handshake import Handshake
-from .liveness import Liveness
 from .outcomes import Direction, Refusal
-from .protocol_events import (BadHello, BecamePlain, Goodbye, LineDiscarded, Messages,
-                              NameChanged, PeerRefused, State)
+from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, HandshakeTimedOut,
+                              HelloReceived, LineDiscarded, Messages, NameChanged, PeerRefused,
+                              PeerSilent, StartTLS, State)
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ class Timing:
     heartbeat_misses: int = 3          # periods of silence before a peer counts as dead
 
 
-class PeerProtocol(Handshake, Liveness):
+class PeerProtocol:
     """One connection's worth of the chat protocol."""
 
     def __init__(self, direction: Direction, ours: wire.Hello, now: float,
@@ -82,7 +81,7 @@ class PeerProtocol(Handshake, Liveness):
         self._max_line_bytes = max_line_bytes
         self._cert = cert_der            # ours: offer TLS with it (None: no identity)
         self.secured = False             # the TLS handshake is done; all else is inside it
-        self.peer_cert: bytes | None = None
+        self._awaiting_full_hello = False   # we answered a certificate with our full hello
         self._announced = ours.name      # the name the other side last heard from us
         if direction is Direction.OUTGOING:
             self._queue(wire.tls_hello_line(cert_der) if cert_der else wire.hello_line(ours))
@@ -105,7 +104,7 @@ class PeerProtocol(Handshake, Liveness):
         """Everything queued for the wire since the last call."""
         if not self._out:
             return b""
-        data = "\n".join(self._out).encode("utf-8") + b"\n"
+        data = wire.frame_lines(self._out)
         self._out.clear()
         return data
 
@@ -116,7 +115,7 @@ class PeerProtocol(Handshake, Liveness):
         sent once the connection is finishing.
         """
         if self.sending(now):
-            return text.encode("utf-8") + b"\n"
+            return wire.frame(text)
         return b""
 
     def sending(self, now: float) -> bool:
@@ -252,9 +251,8 @@ class PeerProtocol(Handshake, Liveness):
                 break        # nothing belongs between a certificate and TLS: TLS will fail
             if type(item) is LineTooLong:
                 if state is State.HANDSHAKE and (self.secured or self._awaiting_full_hello):
-                    self._queue(wire.refuse_line(Refusal.MALFORMED))
-                    self._finish(now)
-                    events.append(BadHello(Refusal.MALFORMED, "an endless first line"))
+                    events.extend(self._bad_hello(Refusal.MALFORMED, "an endless first line",
+                                                  now))
                     break
                 if state is State.HANDSHAKE:
                     self.state = State.PLAIN
@@ -311,3 +309,137 @@ class PeerProtocol(Handshake, Liveness):
         if partial and self.state is State.PLAIN:
             events.append(Messages([partial]))
         return events
+
+    # -- the first line, and TLS -------------------------------------------------------
+    def secured_now(self, now: float) -> list:
+        """The TLS handshake is done: the hellos again, inside it, the same way round
+        (the side that connected speaks first; the other answers once its node agrees)."""
+        self.secured = True
+        self.state = State.HANDSHAKE
+        self._codec = LineCodec() if self._max_line_bytes is None else \
+            LineCodec(self._max_line_bytes)
+        self._lines_seen = 0
+        self._started = self.last_received = now
+        self._answered = False
+        if self.direction is Direction.OUTGOING:
+            self.answer_hello(now)
+        return []
+
+    def _maybe_late_hello(self, line: str) -> bool:
+        return wire.is_control(line) and wire.split_control(line)[0] == wire.HELLO
+
+    def _first_line(self, line: str, now: float) -> list:
+        if wire.is_control(line):
+            verb, words = wire.split_control(line)
+            if verb == wire.HELLO:
+                try:
+                    hello = wire.parse_hello(words)
+                except wire.BadHello as exc:
+                    return self._bad_hello(exc.refusal, exc.detail, now)
+                if isinstance(hello, wire.TlsHello):
+                    return self._tls_offered(hello, now)
+                if self._answered and self._cert and not self.secured \
+                        and self.direction is Direction.OUTGOING:
+                    # We offered TLS; it has no identity: our full hello, in plain text.
+                    self._queue(wire.hello_line(self.ours))
+                    self.last_sent = now
+                self.theirs = hello
+                self._deciding = True
+                return [HelloReceived(hello)]
+            if verb == wire.REFUSE and self.direction is Direction.OUTGOING:
+                self._finish(now)
+                return [PeerRefused(wire.parse_refuse(words))]
+        if self.secured or self._awaiting_full_hello:
+            # Inside TLS, or after we answered a certificate with our full hello,
+            # only a full hello may come first.
+            return self._bad_hello(Refusal.MALFORMED, "expected a full hello", now)
+        events: list = []
+        if self.state is State.HANDSHAKE:
+            self.state = State.PLAIN
+            events.append(BecamePlain())
+        if line:
+            events.append(Messages([line]))
+        return events
+
+    def _bad_hello(self, refusal: Refusal, detail: str, now: float) -> list:
+        """A first line we cannot accept: say why (with our versions, for VERSION), finish."""
+        argument = " ".join(wire.VERSIONS) if refusal is Refusal.VERSION else None
+        self._queue(wire.refuse_line(refusal, argument))
+        self._finish(now)
+        return [BadHello(refusal, detail)]
+
+    def _tls_offered(self, hello: wire.TlsHello, now: float) -> list:
+        """The other side offers TLS with its certificate."""
+        if self.secured or self._awaiting_full_hello or (
+                self.direction is Direction.OUTGOING and not self._cert):
+            return self._bad_hello(Refusal.MALFORMED, "a certificate where none belongs", now)
+        if self._cert is None:
+            # No identity of ours: answer with the full hello, go on in plain text; the
+            # next line must be its full hello.
+            self._answered = True
+            self._awaiting_full_hello = True
+            self._lines_seen = 0
+            self._queue(wire.hello_line(self.ours))
+            self.last_sent = now
+            return []
+        if self.direction is Direction.INCOMING:
+            self._queue(wire.tls_hello_line(self._cert))
+        self.state = State.SECURING
+        return [StartTLS(hello.cert_der, server_side=self.direction is Direction.INCOMING)]
+
+    # -- time -------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` has something to do next (``None``: nothing planned)."""
+        state, t = self.state, self.timing
+        if state is State.HANDSHAKE:
+            if self._deciding or self.theirs is not None:
+                return None
+            if self.secured or self._awaiting_full_hello or _control_line_begun(self._codec):
+                return self._started + t.handshake_timeout_s
+            return self._started + t.hello_wait_s
+        if state is State.PEER:
+            ping = self.last_sent + self.ours.heartbeat_ms / 1000
+            if not self._judging:
+                return ping
+            return min(ping, self.last_received + self._allowed_silence_s())
+        if state is State.PLAIN:
+            return self.last_received + t.raw_flush_s if self._codec.pending_bytes else None
+        if state is State.FINISHING:
+            return self._finish_started + t.linger_s
+        return None
+
+    def _allowed_silence_s(self) -> float:
+        return self.timing.heartbeat_misses * self.theirs.heartbeat_ms / 1000
+
+    def tick(self, now: float) -> list:
+        state, t = self.state, self.timing
+        if state is State.HANDSHAKE and not self._deciding and self.theirs is None:
+            if self.secured or self._awaiting_full_hello or _control_line_begun(self._codec):
+                if now >= self._started + t.handshake_timeout_s:
+                    self._finish(now)
+                    return [HandshakeTimedOut()]
+            elif now >= self._started + t.hello_wait_s:
+                self.state = State.PLAIN
+                return [BecamePlain()] + self.tick(now)
+        elif state is State.PEER:
+            silent = now - self.last_received
+            if self._judging and silent >= self._allowed_silence_s():
+                return [PeerSilent(silent)]
+            if now - self.last_sent >= self.ours.heartbeat_ms / 1000:
+                self._queue(wire.control_line(wire.PING))
+                self.last_sent = now
+        elif state is State.PLAIN:
+            if self._codec.pending_bytes and now - self.last_received >= t.raw_flush_s:
+                text = self._codec.maybe_take_partial()
+                if text:
+                    return [Messages([text])]
+        elif state is State.FINISHING:
+            if now >= self._finish_started + t.linger_s:
+                return [CloseNow()]
+        return []
+
+
+def _control_line_begun(codec: LineCodec) -> bool:
+    """Has a control line begun (bytes without their newline yet)?"""
+    return codec.pending_bytes > 0 and codec.peek_partial(1) == b"\x01"

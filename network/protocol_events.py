@@ -26,7 +26,6 @@ class State(enum.Enum):
 class HelloReceived:
     """A valid hello: call accept_peer() or refuse() before anything else."""
     hello: wire.Hello
-    late: bool = False      # it came after the plain decision (a slow link)
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,16 @@ class BadHello(Exception):
         self.detail = detail
 
 
+def frame(text: str) -> bytes:
+    """One line on the wire: its UTF-8 and ``\\n`` (the only place lines are framed)."""
+    return text.encode("utf-8") + b"\n"
+
+
+def frame_lines(lines: list[str]) -> bytes:
+    """Several lines at once, as :func:`frame` would write them one after another."""
+    return "\n".join(lines).encode("utf-8") + b"\n"
+
+
 def is_control(line: str) -> bool:
     return line.startswith(CONTROL_MARK)
 

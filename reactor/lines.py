@@ -124,8 +124,3 @@ class LineCodec:
         if line.endswith(b"\r"):
             line = line[:-1]
         return line.decode("utf-8", self.errors)
-
-    @staticmethod
-    def encode(line: str) -> bytes:
-        """Frame one line of text for the wire."""
-        return line.encode("utf-8") + b"\n"

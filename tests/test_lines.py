@@ -88,10 +88,6 @@ def test_endless_line_is_bounded_and_reported_once():
     assert codec.overflows == 1
 
 
-def test_encode():
-    assert LineCodec.encode("日本 hi") == "日本 hi\n".encode()
-
-
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 64])
 def test_endless_line_in_small_chunks_is_still_one_event(chunk):
     codec = LineCodec(max_line_bytes=100)

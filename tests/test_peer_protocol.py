@@ -188,7 +188,7 @@ def test_a_late_hello_upgrades_a_plain_connection():
     proto = incoming()
     assert proto.tick(1.0) == [BecamePlain()]
     events = proto.receive_data(HELLO + b"after\n", 1.3)
-    assert events == [HelloReceived(THEIRS, late=True)]
+    assert events == [HelloReceived(THEIRS)]
     assert proto.accept_peer(1.3) == [Messages(["after"])]
     assert proto.data_to_send() == OUR_HELLO
     assert proto.state is State.PEER
@@ -199,7 +199,7 @@ def test_our_hello_answered_late_upgrades_too():
     proto.data_to_send()
     assert proto.tick(1.0) == [BecamePlain()]
     _, events = feed_split(lambda: _plain_outgoing(), HELLO + b"\x01PING\nhi\n", accept)
-    assert events == [HelloReceived(THEIRS, late=True), Messages(["hi"])]
+    assert events == [HelloReceived(THEIRS), Messages(["hi"])]
 
 
 def _plain_outgoing():

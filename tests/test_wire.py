@@ -122,3 +122,10 @@ def test_a_name_field_may_appear_once_and_the_refused_text_is_kept_short():
     assert wire.parse_name("y" * 500) == (None, "y" * wire.MAX_BAD_NAME_CHARS)
     assert wire.parse_name("e\u0301") == ("\u00e9", None)          # NFC
     assert wire.name_line("bob") == "\x01NAME bob" and wire.name_line(None) == "\x01NAME"
+
+
+def test_framing_is_utf8_and_a_newline_one_line_or_several():
+    assert wire.frame("日本 hi") == "日本 hi\n".encode()
+    assert wire.frame_lines(["a", "日本"]) == wire.frame("a") + wire.frame("日本")
+    from reactor.lines import LineCodec
+    assert LineCodec().feed(wire.frame_lines(["a", "日本", ""])) == ["a", "日本", ""]
