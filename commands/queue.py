@@ -46,6 +46,8 @@ class CommandRunner:
         self._input_paused = False
         self._stopped = False
         self._scheduled = False
+        self._running = False
+        self._budget = LINES_PER_TURN     # lines left until the loop gets its turn back
         self.context = Context(node=node, console=console, registry=registry, hold=self.hold,
                                request_exit=request_exit)
 
@@ -64,7 +66,11 @@ class CommandRunner:
             if not released:
                 released = True
                 self._held = False
-                self._schedule()
+                if not self._running:
+                    # A ``done`` comes from a loop callback of its own, never from inside
+                    # the command (the node calls them later): the queue goes on at once,
+                    # so a script's sends do not wait a turn each.
+                    self._run()
         return release
 
     def pause(self) -> None:
@@ -100,13 +106,14 @@ class CommandRunner:
         self.submit([_END])
 
     def _schedule(self) -> None:
-        # Released from inside a callback: run on the next turn, never re-entrantly.
+        """Run on a later turn, with a new budget (never re-entrantly)."""
         if not self._scheduled:
             self._scheduled = True
             self._defer(self._scheduled_run)
 
     def _scheduled_run(self) -> None:
         self._scheduled = False
+        self._budget = LINES_PER_TURN
         self._run()
 
     def _dispatch(self, line: str, ctx: Context) -> None:
@@ -118,13 +125,21 @@ class CommandRunner:
                               f"{type(exc).__name__}: {exc}")
 
     def _run(self) -> None:
+        if self._running:
+            return
+        self._running = True
+        try:
+            self._run_lines()
+        finally:
+            self._running = False
+
+    def _run_lines(self) -> None:
         ctx = self.context
-        budget = LINES_PER_TURN
         while self._queue and not self._held and not self._paused and not self._stopped:
-            if not budget:
+            if not self._budget:
                 self._schedule()   # a long script must not starve the peers
                 break
-            budget -= 1
+            self._budget -= 1
             item = self._queue.popleft()
             if item is _END:
                 self._on_end_of_input()

@@ -42,7 +42,7 @@ class Admission:
         self._per_address: collections.Counter = collections.Counter()
         self._throttled = 0
         self._timer = None
-        self.farewells = 0          # refused connections still saying why
+        self._farewells = 0         # refused connections still saying why
 
     # -- counting incoming connections per address --------------------------------------------
 
@@ -56,6 +56,16 @@ class Admission:
         else:
             del self._per_address[ip]
 
+    def farewell_begins(self) -> bool:
+        """One more refused connection may say why (False: too many already; close it)."""
+        if self._farewells >= MAX_FAREWELLS:
+            return False
+        self._farewells += 1
+        return True
+
+    def farewell_ends(self) -> None:
+        self._farewells -= 1
+
     # -- decisions --------------------------------------------------------------------------
 
     def check(self, ip: str | None, in_use: int,
@@ -65,8 +75,8 @@ class Admission:
 
         ``ip`` is the remote address of an incoming connection (``None`` for
         one of our own connects, which no address limit applies to);
-        ``plain_idle`` gives ``(last_heard, conn)`` of established plain
-        clients. ``evict`` is the connection to drop to make room, if any.
+        ``plain_idle`` gives ``(last_heard, entry)`` of established plain
+        clients. ``evict`` is the entry of the connection to drop to make room, if any.
         """
         if ip is not None and self.max_per_address and \
                 self._per_address[ip] >= self.max_per_address:

@@ -1,11 +1,19 @@
 """The adapter between one socket's transport, the loop's timers and the peer protocol.
 
-It owns no chat logic: bytes from the transport go into the
-:class:`~network.peer_protocol.PeerProtocol`, the events that come out go to
-the node, what the protocol wants sent goes to the transport, and one timer
-is kept at the protocol's next deadline. The rest is bookkeeping the node
-keeps per connection (its id, where it was going, what to call when a
-connect settles) and the accounts of what was sent.
+It owns no chat logic and none of the node's bookkeeping (that is the node's
+:class:`~network.registry.Entry`). Bytes from the transport go into the
+:class:`~network.peer_protocol.PeerProtocol`; the events that come out go to
+the node; what the protocol wants sent goes to the transport; one timer is
+kept at the protocol's next deadline.
+
+**One door.** The node never reaches into the protocol: it uses the verbs
+here (:meth:`accept`, :meth:`refuse`, :meth:`defer`, :meth:`retire`,
+:meth:`rename`, :meth:`leave`, :meth:`send`, :meth:`close`), each of which
+calls the protocol, hands its events to the node and then flushes, half-closes,
+pauses or re-arms as the protocol's state asks. The node queues the events
+and handles them after the one it is handling (never re-entrantly), and a
+``done`` callback is always called later, through the node's ``later``,
+never from inside the call that was given it.
 
 Nothing lost silently: every message handed to the transport is remembered
 by the offset where it ends in the stream, so when the connection goes away
@@ -23,7 +31,7 @@ from typing import Callable, Protocol as TypingProtocol
 from reactor.loop import Reactor
 from reactor.protocol import Protocol
 
-from .outcomes import Direction
+from .outcomes import Direction, Refusal
 from .peer_protocol import PeerProtocol, State
 
 
@@ -33,6 +41,7 @@ class Owner(TypingProtocol):
     def connection_events(self, conn: "Connection", events: list) -> None: ...
     def connection_ended(self, conn: "Connection", exc: BaseException | None,
                          unsent: int) -> None: ...
+    def later(self, callback: Callable[..., None], *args) -> None: ...
 
 
 class Connection(Protocol):
@@ -56,104 +65,53 @@ class Connection(Protocol):
         # send_to_all shares one ``ends`` list with every connection.
         self._messages: collections.deque = collections.deque()
         self.waiting: collections.deque = collections.deque()   # (text, done) above high water
-        # The node's bookkeeping.
-        self.info = None            # PeerInfo once established (or the peer it stands for)
-        self.peer_id = 0            # reserved (outgoing) or given (incoming) id
-        self.target: tuple[str, int] | None = None      # outgoing: where we connected
-        self.retired = False        # closing quietly: a duplicate, a refusal, a failed handshake
-        self.moved = False          # the peer said this one gives way to its duplicate
-        self.counted = False        # counts against its address's share (incoming)
-        self.farewell = False       # refused at the door: only says why
-        self.deferred = False       # an incoming hello waiting for our own connect
-        self.close_reason = None    # set by the node when it closes on purpose
         self.fingerprint: bytes | None = None   # proven by TLS (None: a plain connection)
-        self.trusted_name: str | None = None    # our user's name for that identity
         self._expected_fingerprint: bytes | None = None
-        self.close_detail: dict = {}
 
-    # -- from the transport ---------------------------------------------------------------
+    # -- what the node asks of it -----------------------------------------------------
 
-    def connection_made(self, transport) -> None:
-        if self.transport is not None:        # the TLS layer, its handshake done
-            self._secured(transport)
-            return
-        self.transport = transport
+    def accept(self) -> None:
+        """Its hello is welcome: a chat.py peer (lines held meanwhile come out now)."""
+        self._events(self.protocol.accept_peer(self._reactor.time()))
+
+    def refuse(self, refusal: Refusal, introduce: bool = True) -> None:
+        """Tell it why not, then finish (see :meth:`PeerProtocol.refuse`)."""
+        self._events(self.protocol.refuse(refusal, self._reactor.time(), introduce=introduce))
+
+    def defer(self) -> None:
+        """Answer its hello now, decide later (our own connect has to settle first)."""
+        self.protocol.answer_hello(self._reactor.time())
         self._after()
 
-    # -- TLS ------------------------------------------------------------------------------
+    def retire(self) -> None:
+        """A duplicate: say so (our hello first, so it can tell which), then finish."""
+        now = self._reactor.time()
+        self.protocol.answer_hello(now)
+        self._events(self.protocol.finish(now))
 
-    def start_tls(self, context, cert_der: bytes, server_side: bool, timeout_s: float) -> None:
-        """Switch to TLS now: our certificate hello leaves in clear, all else inside TLS."""
-        from reactor.tls import start_tls
-        from .identity import fingerprint
-        self._flush()
-        self._expected_fingerprint = fingerprint(cert_der)
-        start_tls(self._reactor, self.transport, self, context, server_side=server_side,
-                  handshake_timeout=timeout_s)
-
-    def _secured(self, tls) -> None:
-        from .tlscontext import peer_matches
-        # The context trusts exactly the certificate announced; this compares the exact
-        # leaf too (an announced certificate could have signed another one).
-        if not peer_matches(tls.peer_certificate, self._expected_fingerprint):
-            tls.abort(ConnectionError("the peer's certificate is not the one it announced"))
-            return
-        self.transport = tls
-        self.fingerprint = self._expected_fingerprint
-        self._written = 0                 # accounts start again inside TLS
-        self._messages.clear()
-        self.handle(self.protocol.secured_now(self._reactor.time()))
-
-    def data_received(self, data: bytes) -> None:
-        events = self.protocol.receive_data(data, self._reactor.time())
-        if events:
-            self._owner.connection_events(self, events)
+    def rename(self, name: str | None) -> None:
+        self.protocol.send_name(name, self._reactor.time())
         self._after()
 
-    def eof_received(self) -> None:
-        events = self.protocol.receive_eof(self._reactor.time())
-        if events:
-            self._owner.connection_events(self, events)
-        self._flush()
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self.protocol.closed()
-        unsent = self.unsent_messages()
-        for _, done in self.waiting:
-            done(False)
-        self.waiting.clear()
-        self._owner.connection_ended(self, exc, unsent)
-
-    def pause_writing(self) -> None:
-        pass   # send() looks at transport.write_paused
-
-    def resume_writing(self) -> None:
-        while self.waiting and not self.transport.write_paused and not self.transport.closed:
+    def leave(self) -> None:
+        """We are exiting: what waits goes into the buffer, then BYE, then close."""
+        while self.waiting:
             text, done = self.waiting.popleft()
             self._write_message(text)
-            done(True)
-
-    # -- from the node --------------------------------------------------------------------
-
-    def handle(self, events: list) -> None:
-        """Events the node got back from a protocol call it made (accept_peer ...)."""
-        if events:
-            self._owner.connection_events(self, events)
-        self._after()
+            self._owner.later(done, True)
+        self.protocol.send_bye(self._reactor.time())
+        self.close()
 
     def send(self, text: str, done: Callable[[bool], None]) -> None:
-        """Queue one message; ``done(True)`` once it is in the transport's buffer."""
+        """Queue one message; ``done(True)`` (later) once it is in the transport's buffer."""
         if self.waiting or self.transport.write_paused:
             self.waiting.append((text, done))
             return
         self._write_message(text)
-        done(True)
+        self._owner.later(done, True)
 
     def send_batch(self, data: bytes, ends: list, now: float) -> bool:
-        """Messages already encoded and joined (``ends``: where each ends in ``data``).
+        """Messages already framed and joined (``ends``: where each ends in ``data``).
 
         False if they must wait their turn (write paused, or messages waiting).
         """
@@ -164,13 +122,6 @@ class Connection(Protocol):
             self._messages.append((self._written, ends))
             self._account(data)
         return True
-
-    def flush_waiting(self) -> None:
-        """Exit: everything waiting goes into the buffer now (the grace period bounds it)."""
-        while self.waiting:
-            text, done = self.waiting.popleft()
-            self._write_message(text)
-            done(True)
 
     def set_reading(self, reading: bool) -> None:
         """The node pauses every connection while its output is congested."""
@@ -186,7 +137,67 @@ class Connection(Protocol):
     def abort(self) -> None:
         self.transport.abort()
 
-    # -- accounts -------------------------------------------------------------------------
+    def start_tls(self, context, cert_der: bytes, server_side: bool, timeout_s: float) -> None:
+        """Switch to TLS now: our certificate hello leaves in clear, all else inside TLS."""
+        from reactor.tls import start_tls
+        from .identity import fingerprint
+        self._flush()
+        self._expected_fingerprint = fingerprint(cert_der)
+        start_tls(self._reactor, self.transport, self, context, server_side=server_side,
+                  handshake_timeout=timeout_s)
+
+    # -- from the transport -----------------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        if self.transport is not None:        # the TLS layer, its handshake done
+            self._secured(transport)
+            return
+        self.transport = transport
+        self._after()
+
+    def _secured(self, tls) -> None:
+        from .tlscontext import peer_matches
+        # The context trusts exactly the certificate announced; this compares the exact
+        # leaf too (an announced certificate could have signed another one).
+        if not peer_matches(tls.peer_certificate, self._expected_fingerprint):
+            tls.abort(ConnectionError("the peer's certificate is not the one it announced"))
+            return
+        self.transport = tls
+        self.fingerprint = self._expected_fingerprint
+        self._written = 0                 # accounts start again inside TLS
+        self._messages.clear()
+        self._events(self.protocol.secured_now(self._reactor.time()))
+
+    def data_received(self, data: bytes) -> None:
+        self._events(self.protocol.receive_data(data, self._reactor.time()))
+
+    def eof_received(self) -> None:
+        events = self.protocol.receive_eof(self._reactor.time())
+        if events:
+            self._owner.connection_events(self, events)
+        self._flush()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.protocol.closed()
+        unsent = self.unsent_messages()
+        for _, done in self.waiting:
+            self._owner.later(done, False)
+        self.waiting.clear()
+        self._owner.connection_ended(self, exc, unsent)
+
+    def pause_writing(self) -> None:
+        pass   # send() looks at transport.write_paused
+
+    def resume_writing(self) -> None:
+        while self.waiting and not self.transport.write_paused and not self.transport.closed:
+            text, done = self.waiting.popleft()
+            self._write_message(text)
+            self._owner.later(done, True)
+
+    # -- accounts ---------------------------------------------------------------------
 
     def _write_message(self, text: str) -> None:
         self._flush()                         # control lines queued before it go first
@@ -214,7 +225,13 @@ class Connection(Protocol):
         return sum(len(ends) - bisect.bisect_right(ends, sent - base)
                    for base, ends in self._messages)
 
-    # -- keeping the protocol's promises --------------------------------------------------
+    # -- keeping the protocol's promises ----------------------------------------------
+
+    def _events(self, events: list) -> None:
+        """After a call into the protocol: its events to the node, then :meth:`_after`."""
+        if events:
+            self._owner.connection_events(self, events)
+        self._after()
 
     def _flush(self) -> None:
         data = self.protocol.data_to_send()
@@ -223,13 +240,13 @@ class Connection(Protocol):
             self._written += len(data)
 
     def _after(self) -> None:
-        """After any call into the protocol: send, half-close, read or not, re-arm."""
+        """Send what the protocol queued, half-close, read or not, re-arm the timer."""
         if self.transport is None or self.transport.closed:
             return
         self._flush()
         if self.protocol.state is State.FINISHING and not self._eof_sent:
             self._eof_sent = True
-            if hasattr(self.transport, "write_eof"):
+            if self.transport.can_write_eof:
                 self.transport.write_eof()
             else:
                 self.transport.close()    # TLS: close_notify (it reads no more after it)
@@ -266,7 +283,4 @@ class Connection(Protocol):
         self._timer = None
         if self.transport is None or self.transport.closed:
             return
-        events = self.protocol.tick(self._reactor.time())
-        if events:
-            self._owner.connection_events(self, events)
-        self._after()
+        self._events(self.protocol.tick(self._reactor.time()))

@@ -28,9 +28,11 @@ FANOUT_BATCH_BYTES = 32 * 1024   # coalesced at most while a script keeps adding
 
 
 class Fanout:
-    def __init__(self, reactor, connections: Callable[[], list]) -> None:
+    def __init__(self, reactor, entries: Callable[[], list],
+                 later: Callable[..., None]) -> None:
         self._reactor = reactor
-        self._connections = connections     # the established connections, now
+        self._entries = entries             # the established connections' entries, now
+        self._later = later                 # how every ``done`` is called: later
         self._batch: list = []              # (text, encoded, done)
         self._bytes = 0
         self._fresh = False                 # the batch grew during this turn
@@ -59,14 +61,15 @@ class Fanout:
         batch, self._batch, self._bytes = self._batch, [], 0
         data = b"".join(encoded for _, encoded, _ in batch)
         ends = list(itertools.accumulate(len(encoded) for _, encoded, _ in batch))
-        conns = self._connections()
-        tallies = [_Tally(len(conns), done) for _, _, done in batch]
+        entries = self._entries()
+        tallies = [_Tally(len(entries), done, self._later) for _, _, done in batch]
         now = self._reactor.time()
-        for conn in conns:
-            if not conn.send_batch(data, ends, now):
+        for entry in entries:
+            if not entry.conn.send_batch(data, ends, now):
                 for (text, _, _), tally in zip(batch, tallies):
                     tally.waiting += 1
-                    conn.waiting.append((text, functools.partial(tally.one_done, conn)))
+                    entry.conn.waiting.append((text, functools.partial(tally.one_done,
+                                                                       entry.info)))
         for tally in tallies:
             tally.check()
 
@@ -74,18 +77,20 @@ class Fanout:
 class _Tally:
     """One message: who still has to take it, who closed first."""
 
-    __slots__ = ("count", "done", "waiting", "missed")
+    __slots__ = ("count", "done", "waiting", "missed", "later")
 
-    def __init__(self, count: int, done: Callable[[int, list], None]) -> None:
+    def __init__(self, count: int, done: Callable[[int, list], None],
+                 later: Callable[..., None]) -> None:
         self.count, self.done, self.waiting, self.missed = count, done, 0, []
+        self.later = later
 
-    def one_done(self, conn, ok: bool) -> None:
+    def one_done(self, info, ok: bool) -> None:
         if not ok:
-            self.missed.append(conn.info)
+            self.missed.append(info)
         self.waiting -= 1
         self.check()
 
     def check(self) -> None:
         if self.waiting == 0 and self.done is not None:
             done, self.done = self.done, None
-            done(self.count, self.missed)
+            self.later(done, self.count, self.missed)

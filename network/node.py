@@ -1,52 +1,75 @@
 """The node: our side of the chat network.
 
-It owns the listening socket, the peer table and one
-:class:`~network.connection.Connection` per socket, and offers the verbs
-the commands use (connect, cancel_connect, terminate, send, shutdown). It
+It owns the listening socket and offers the verbs the commands use (connect,
+cancel_connect, terminate, send, send_to_all, set_name, trust, shutdown). It
 never prints: outcomes go to an *observer* (:class:`Observer`; the console
 implements it) as Enums and numbers, and a verb that says no raises
 :class:`~network.outcomes.Refused`.
 
+The node is a facade over objects that each own their state:
+
+* :class:`~network.registry.Registry`: where each connection is (pending,
+  live, lingering), the node's :class:`~network.registry.Entry` for it, and
+  the ids;
+* :class:`~network.dialer.Dialer`: our one connect in flight, and the
+  incoming hellos that wait for it;
+* :class:`~network.admission.Admission`: who may connect, and the throttled
+  refusal notices;
+* :class:`~network.fanout.Fanout`: ``send all`` without waiting for the slowest;
+* the pure rules :func:`network.duplicates.which_stays` (two connections to
+  one peer) and :func:`network.identities.judge` (trust).
+
 The protocol decides what a connection *is* (:mod:`network.peer_protocol`);
 the node decides what to do about it: which id it gets, whether a hello is
-welcome (not ourselves, not a duplicate, room in the table), and which of
-two connections to the same peer survives.
+welcome (not ourselves, not a duplicate, trusted enough, room in the table),
+and which of two connections to the same peer survives. It talks to a
+connection only through the connection's verbs.
+
+**Events are handled one at a time.** What a connection reports (and what a
+verb the node called on a connection makes it report) is queued and handled
+after the event in hand, never inside it. A ``done`` callback given to a verb
+is always called later (:meth:`later`), never from inside the verb.
 
 **Simultaneous connects.** When A connects to B while B connects to A, each
-side ends up holding two connections to the same node. Both keep the one
-*initiated by the lower node id* (the rule BitTorrent and Syncthing use), so
-both keep the same one; the other is retired quietly (half-closed, its
-last messages still shown, no event). While our own connect is unresolved,
-an incoming hello announcing the port we are connecting to is answered but
-not yet shown, so the user sees one ``connected to peer N`` under the id the
-``connect`` reserved, never a connection that then closes.
+side ends up holding two connections to the same node; both keep the same
+one (:mod:`network.duplicates`) and the other is retired quietly. While our
+own connect is unresolved, an incoming hello announcing the port we are
+connecting to is answered but not yet shown, so the user sees one
+``connected to peer N`` under the id the ``connect`` reserved, never a
+connection that then closes.
 """
 
 from __future__ import annotations
 
+import collections
+import errno as errnos
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from reactor.listener import Listener, open_listening_socket
 from reactor.loop import Reactor
 from reactor.netutil import (AddressError, is_local_address, local_ipv4_addresses, my_ipv4,
                              resolve_ipv4)
-from reactor.transport import Connector, StreamTransport
+from reactor.transport import StreamTransport
 
 from . import wire
-from .admission import MAX_FAREWELLS, Admission
-from .attempt import Attempt
+from .admission import Admission
 from .connection import Connection
-from .events import ConnectionEvents
-from .observer import Observer
-from .identities import IdentityRules
+from .dialer import Attempt, Dialer
+from .duplicates import Keep, which_stays
 from .fanout import Fanout
+from .identities import TlsEnding, judge, maybe_tls_ending, tls_words
 from .names import BadName, check_name
-from .outcomes import CloseReason, ConnectFailed, Direction, Failure, Refusal, Refused
-from .peer_protocol import PeerProtocol, Timing
-from .peers import PeerInfo, PeerTable
+from .observer import Observer
+from .outcomes import (CloseReason, ConnectFailed, Direction, Failure, Lost, PeerInfo, Refusal,
+                       Refused, TrustError, TrustProblem)
+from .peer_protocol import PeerProtocol, State, Timing
+from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, HandshakeTimedOut,
+                              HelloReceived, LineDiscarded, Messages, NameChanged, PeerRefused,
+                              PeerSilent, StartTLS)
+from .registry import Entry, Registry
 
 STALL_CHECK_S = 1.0         # how often a peer that reads nothing is looked for (at most)
 
@@ -64,7 +87,14 @@ class NodeOptions:
     timing: Timing = field(default_factory=Timing)
 
 
-class Node(ConnectionEvents, IdentityRules):
+@dataclass(frozen=True)
+class _Ended:
+    """A connection is gone (queued like the protocol's events)."""
+    exc: BaseException | None
+    unsent: int
+
+
+class Node:
     def __init__(self, reactor: Reactor, observer: Observer,
                  options: NodeOptions | None = None, node_id: str | None = None,
                  identity=None, trust=None) -> None:
@@ -77,28 +107,29 @@ class Node(ConnectionEvents, IdentityRules):
         self.trust = trust
         self._contexts = None           # TLS contexts per peer certificate, made when needed
         self.node_id = node_id or os.urandom(wire.NODE_ID_CHARS // 2).hex()
-        heartbeat_ms = min(max(round(self.options.heartbeat_s * 1000), wire.MIN_HEARTBEAT_MS),
-                           wire.MAX_HEARTBEAT_MS)
-        self._heartbeat_ms = heartbeat_ms
+        self._heartbeat_ms = min(max(round(self.options.heartbeat_s * 1000),
+                                     wire.MIN_HEARTBEAT_MS), wire.MAX_HEARTBEAT_MS)
         self.name = self.options.name
-        self._table = PeerTable()
-        self._by_id: dict[int, Connection] = {}     # established, live
-        self._pending: set[Connection] = set()      # still in their handshake
-        self._lingering: set[Connection] = set()    # terminated, refused, retired: closing
-        self._attempt: Attempt | None = None        # our one connect in flight
-        self._moved: dict = {}                      # (fingerprint, node id) -> place kept
-        self._fanout = Fanout(reactor, lambda: list(self._by_id.values()))
+        self._registry = Registry()
+        self._dialer = Dialer(reactor, self.options.connect_timeout_s, self._tcp_connected,
+                              self._tcp_failed)
+        self._fanout = Fanout(reactor, self._registry.live_entries, self.later)
         self._admission = Admission(self.options.max_peers, self.options.max_per_address,
                                     reactor.call_later, observer.incoming_refused)
         self._listener: Listener | None = None
         self._local_addresses: set[str] = set()
         self._stall_timer = None
         self._reading = True
+        self._inbox: collections.deque = collections.deque()   # (conn, event) to handle
+        self._handling = False
+        self._later: collections.deque = collections.deque()   # (callback, args) to call
+        self._later_scheduled = False
+        self._calling_later = False
         self._shutdown_done: Callable[[], None] | None = None
         self._shutdown_timer = None
         self.shutting_down = False
 
-    # -- listening --------------------------------------------------------------------------
+    # -- listening ------------------------------------------------------------------------
 
     def listen(self, host: str, port: int) -> None:
         """Bind and start accepting; raises ``OSError`` (EADDRINUSE, EACCES ...)."""
@@ -128,13 +159,14 @@ class Node(ConnectionEvents, IdentityRules):
 
     def _room(self, ip: str | None) -> tuple[Refusal | None, int]:
         """Room for one more connection? Evicts a long-silent plain client if that makes it."""
-        plain = ((conn.protocol.last_received, conn) for conn in self._by_id.values()
-                 if not conn.protocol.speaks_protocol)
+        plain = ((entry.conn.protocol.last_received, entry)
+                 for entry in self._registry.live_entries()
+                 if not entry.conn.protocol.speaks_protocol)
         refusal, limit, evict = self._admission.check(
-            ip, len(self._by_id) + len(self._pending), plain, self._reactor.time())
+            ip, self._registry.open_count, plain, self._reactor.time())
         if evict is not None:
             self._drop(evict, CloseReason.EVICTED,
-                       silent_s=self._reactor.time() - evict.protocol.last_received)
+                       silent_s=self._reactor.time() - evict.conn.protocol.last_received)
         return refusal, limit
 
     def _accepted(self, sock: socket.socket, addr: tuple) -> None:
@@ -143,22 +175,19 @@ class Node(ConnectionEvents, IdentityRules):
             return
         ip = addr[0]
         refusal, limit = self._room(ip)
-        if refusal is not None:
+        if refusal is None:
+            conn = self._new_connection(Direction.INCOMING, ip)
+            self._registry.add(conn, counted=True)
+            self._admission.arrived(ip)
+        else:
             self._admission.refused(f"{ip}:{addr[1]}", refusal, limit)
-            if self._admission.farewells >= MAX_FAREWELLS:
+            if not self._admission.farewell_begins():
                 sock.close()
                 return
             protocol = PeerProtocol.refusing(refusal, limit, self._hello(),
                                              self._reactor.time(), self.options.timing)
             conn = Connection(self._reactor, self, protocol, Direction.INCOMING, ip)
-            conn.retired = conn.farewell = True
-            self._admission.farewells += 1
-            self._lingering.add(conn)
-        else:
-            conn = self._new_connection(Direction.INCOMING, ip)
-            conn.counted = True
-            self._admission.arrived(ip)
-            self._pending.add(conn)
+            self._registry.add(conn, farewell=True)
         self._attach(conn, sock)
 
     def _attach(self, conn: Connection, sock: socket.socket) -> None:
@@ -167,18 +196,18 @@ class Node(ConnectionEvents, IdentityRules):
         except OSError as exc:       # reset before we could even look at it
             sock.close()
             conn.connection_lost(exc)
-            return
 
     def _starved(self, exc: OSError, retry_s: float) -> None:
         self._observer.accept_paused(exc.errno, retry_s)
 
-    # -- the verbs the commands use ---------------------------------------------------------
+    # -- the verbs the commands use -------------------------------------------------------
 
     def peers(self) -> list[PeerInfo]:
-        return list(self._table)
+        return list(self._registry.peers())
 
     def peer(self, peer_id: int) -> PeerInfo | None:
-        return self._table.get(peer_id)
+        entry = self._registry.live(peer_id)
+        return entry.info if entry is not None else None
 
     def peer_at(self, host: str, port: int) -> PeerInfo | None:
         """The connection to the peer listening at ``host:port`` (as ``list`` shows it)."""
@@ -186,7 +215,7 @@ class Node(ConnectionEvents, IdentityRules):
             ip = resolve_ipv4(host)
         except AddressError:
             return None
-        return self._table.maybe_find_address(ip, port)
+        return self._registry.find_address(ip, port)
 
     def connect(self, host: str, port: int, done: Callable[[bool], None]
                 ) -> tuple[str, int]:
@@ -201,11 +230,11 @@ class Node(ConnectionEvents, IdentityRules):
             raise Refused(Refusal.NO_ROUTE, detail=exc.problem.value) from None
         if ip == "0.0.0.0" or ip.endswith(".255"):
             raise Refused(Refusal.NO_ROUTE, detail="unusable")
-        if self._attempt is not None:
+        if self._dialer.attempt is not None:
             raise Refused(Refusal.CONNECTING)
         if port == self.port and is_local_address(ip, self._local_addresses):
             raise Refused(Refusal.SELF)
-        existing = self._table.maybe_find_address(ip, port)
+        existing = self._registry.find_address(ip, port)
         if existing is not None and existing.direction is Direction.OUTGOING:
             # Only an address we dialled ourselves is a fact; an incoming peer's port is
             # its claim, which the hello settles (so no stranger can squat an address).
@@ -213,49 +242,44 @@ class Node(ConnectionEvents, IdentityRules):
         refusal, limit = self._room(None)
         if refusal is not None:
             raise Refused(refusal, limit=limit)
-        attempt = Attempt(ip, port, self._table.reserve_for_connect(), done)
+        peer_id = self._registry.id_for_connect()
         try:
-            attempt.connector = Connector(self._reactor, (ip, port),
-                                           self.options.connect_timeout_s,
-                                           self._tcp_connected, self._tcp_failed)
+            self._dialer.dial(ip, port, peer_id, done)
         except OSError as exc:   # no socket to be had: EMFILE, ENOBUFS ...
-            self._table.unused(attempt.peer_id)
+            self._registry.id_unused(peer_id)
             raise Refused(Refusal.NO_SOCKET, errno=exc.errno) from None
-        self._attempt = attempt
-        return ip, attempt.peer_id
+        return ip, peer_id
 
     def cancel_connect(self) -> tuple[str, int] | None:
         """Give up the connect in flight (Ctrl-C at a terminal); ``None`` if there is none."""
-        attempt = self._attempt
+        attempt = self._dialer.cancel()
         if attempt is None:
             return None
-        if attempt.connector is not None:
-            attempt.connector.cancel()
-        if attempt.conn is not None:
-            self._pending.discard(attempt.conn)
-            attempt.conn.abort()
+        if attempt.entry is not None:
+            self._registry.linger(attempt.entry, quiet=True)
+            attempt.entry.conn.abort()
         self._settle(attempt, ConnectFailed(Failure.CANCELLED))
         return attempt.ip, attempt.port
 
     def terminate(self, peer_id: int) -> PeerInfo:
         """Close one connection: what is buffered gets ``flush_timeout_s`` to leave."""
         self._fanout.flush()
-        conn = self._by_id.pop(peer_id)
-        info = self._table.remove(peer_id)
-        conn.close_reason = CloseReason.TERMINATED
-        self._lingering.add(conn)
-        conn.close()
-        self._reactor.call_later(self.options.flush_timeout_s, conn.abort)
+        entry = self._registry.live(peer_id)
+        info = entry.info
+        entry.closing(CloseReason.TERMINATED)
+        self._registry.linger(entry)
+        entry.conn.close()
+        self._reactor.call_later(self.options.flush_timeout_s, entry.conn.abort)
         return info
 
     def send(self, peer_id: int, text: str, done: Callable[[bool], None]) -> None:
-        """Queue one message; ``done(True)`` once it is in the connection's buffer.
+        """Queue one message; ``done(True)`` (later) once it is in the connection's buffer.
 
         Above the buffer's high-water mark it waits (and so does a caller
         that waits for ``done``); ``done(False)`` if the connection ends first.
         """
         self._fanout.flush()
-        self._by_id[peer_id].send(text, done)
+        self._registry.live(peer_id).conn.send(text, done)
 
     def send_to_all(self, text: str, done: Callable[[int, list], None]) -> None:
         """One message to every open connection; ``done(count, missed)`` once all have it.
@@ -276,11 +300,10 @@ class Node(ConnectionEvents, IdentityRules):
                 raise Refused(Refusal.BAD_NAME, problem=exc.problem, detail=exc.char) from None
         self._fanout.flush()
         self.name = name
-        now = self._reactor.time()
-        for conn in [*self._by_id.values(), *self._pending]:
-            conn.protocol.send_name(name, now)
-            conn.handle([])
-        return sum(1 for conn in self._by_id.values() if conn.protocol.speaks_protocol)
+        for entry in [*self._registry.live_entries(), *self._registry.pending_entries()]:
+            entry.conn.rename(name)
+        return sum(1 for entry in self._registry.live_entries()
+                   if entry.conn.protocol.speaks_protocol)
 
     def pause_reading(self) -> None:
         """Stop reading from every peer (our output is congested): TCP pushes back on them."""
@@ -295,8 +318,8 @@ class Node(ConnectionEvents, IdentityRules):
         plain client); it is paused once established."""
         if reading != self._reading:
             self._reading = reading
-            for conn in self._by_id.values():
-                conn.set_reading(reading)
+            for entry in self._registry.live_entries():
+                entry.conn.set_reading(reading)
 
     def shutdown(self, done: Callable[[], None]) -> int:
         """Say goodbye to everyone, flush (at most ``flush_timeout_s``), then ``done()``.
@@ -308,38 +331,492 @@ class Node(ConnectionEvents, IdentityRules):
         self._shutdown_done = done
         if self._listener is not None:
             self._listener.close()
-        if self._attempt is not None:
+        if self._dialer.attempt is not None:
             self.cancel_connect()
-        for timer in (self._stall_timer,):
-            if timer is not None:
-                timer.cancel()
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
         self._admission.close()
-        for conn in list(self._pending):
-            conn.abort()
-        count = len(self._by_id)
-        now = self._reactor.time()
-        for conn in list(self._by_id.values()):
-            conn.close_reason = CloseReason.EXITING
-            conn.flush_waiting()
-            conn.protocol.send_bye(now)
-            conn.close()
+        for entry in self._registry.pending_entries():
+            entry.conn.abort()
+        live = self._registry.live_entries()
+        for entry in live:
+            entry.closing(CloseReason.EXITING)
+            entry.conn.leave()
         self._shutdown_timer = self._reactor.call_later(self.options.flush_timeout_s,
                                                          self._abort_all)
         self._maybe_shutdown_done()
-        return count
+        return len(live)
 
     def _abort_all(self) -> None:
         self._shutdown_timer = None
-        for conn in [*self._by_id.values(), *self._pending, *self._lingering]:
-            conn.abort()
+        for entry in self._registry.everyone():
+            entry.conn.abort()
         self._maybe_shutdown_done(force=True)
 
     def _maybe_shutdown_done(self, force: bool = False) -> None:
-        busy = self._by_id or self._pending or self._lingering
-        if self._shutdown_done is None or (busy and not force):
+        if self._shutdown_done is None or (self._registry.busy and not force):
             return
         done, self._shutdown_done = self._shutdown_done, None
         if self._shutdown_timer is not None:
             self._shutdown_timer.cancel()
-        self._reactor.call_soon(done)
+        self.later(done)
 
+    # -- identities: the verbs ------------------------------------------------------------
+
+    def my_id(self) -> str | None:
+        """Our ID, written for people; ``None`` without an identity."""
+        from .identity import format_id
+        return format_id(self.identity.fingerprint) if self.identity else None
+
+    def short_id(self, fingerprint: bytes) -> str:
+        from .identity import short_id
+        return short_id(fingerprint)
+
+    def trusted(self) -> list:
+        return self.trust.all() if self.trust is not None else []
+
+    def trust_peer(self, peer_id: int, name: str | None):
+        """Trust the identity connection ``peer_id`` proved, under ``name``."""
+        info = self.peer(peer_id)
+        if info is None or info.fingerprint is None or self.trust is None:
+            raise TrustError(TrustProblem.NO_IDENTITY)
+        name = name or info.name          # the name it announces, if none is given
+        if not name:
+            raise TrustError(TrustProblem.BAD_NAME, "")
+        entry = self.trust.trust(info.fingerprint, name,
+                                 (info.host, info.port) if info.speaks_protocol else None)
+        self._rename_trusted(info.fingerprint, entry.name)
+        return entry
+
+    def untrust(self, name: str):
+        if self.trust is None:
+            raise TrustError(TrustProblem.UNKNOWN_NAME, name)
+        entry = self.trust.untrust(name)
+        self._rename_trusted(entry.fingerprint, None)
+        return entry
+
+    def _rename_trusted(self, fingerprint: bytes, name: str | None) -> None:
+        for entry in self._registry.live_entries():
+            if entry.conn.fingerprint == fingerprint:
+                entry.trusted_as(name)
+                self._registry.update(entry, replace(entry.info, trusted_name=name))
+
+    # -- later: every done callback -------------------------------------------------------
+
+    def later(self, callback: Callable[..., None], *args) -> None:
+        """Call ``callback(*args)`` soon, never from inside the caller.
+
+        All of them run in order from one loop callback; one that leads to
+        another (a command released by a ``done`` sends the next message) is
+        called in the same round, so a script's commands do not wait a turn each.
+        """
+        self._later.append((callback, args))
+        if not self._later_scheduled and not self._calling_later:
+            self._later_scheduled = True
+            self._reactor.call_soon(self._call_later)
+
+    def _call_later(self) -> None:
+        self._later_scheduled = False
+        self._calling_later = True
+        queue = self._later
+        try:
+            while queue:
+                callback, args = queue.popleft()
+                callback(*args)
+        finally:
+            self._calling_later = False
+            if queue and not self._later_scheduled:     # one of them failed: the rest later
+                self._later_scheduled = True
+                self._reactor.call_soon(self._call_later)
+
+    # -- what the connections report ------------------------------------------------------
+
+    def connection_events(self, conn: Connection, events: list) -> None:
+        """Events of ``conn``: handled now, or after the event in hand if there is one."""
+        if self._handling:
+            self._inbox.extend((conn, event) for event in events)
+            return
+        self._handling = True
+        try:
+            for event in events:
+                self._handle(conn, event)
+            inbox = self._inbox
+            while inbox:
+                self._handle(*inbox.popleft())
+        finally:
+            self._handling = False
+
+    def connection_ended(self, conn: Connection, exc: BaseException | None,
+                         unsent: int) -> None:
+        self.connection_events(conn, [_Ended(exc, unsent)])
+
+    def _handle(self, conn: Connection, event) -> None:
+        kind = type(event)
+        if kind is Messages:
+            entry = self._registry.entry(conn)
+            if entry.info is not None:
+                self._observer.messages_received(entry.info, event.texts)
+            return
+        if kind is _Ended:
+            self._ended(conn, event.exc, event.unsent)
+            return
+        entry = self._registry.entry(conn)
+        if kind is HelloReceived:
+            self._decide_hello(entry, event.hello)
+        elif kind is BecamePlain:
+            if self.options.trusted_only:       # a plain client proves no identity
+                self._refuse_untrusted(entry, Refusal.UNTRUSTED)
+            else:
+                self._establish(entry)
+        elif kind is LineDiscarded:
+            if entry.info is not None:
+                self._observer.line_too_long(entry.info, event.nbytes, event.limit)
+        elif kind is NameChanged:
+            self._renamed(entry, event.name, event.bad)
+        elif kind is Goodbye:
+            if event.duplicate:
+                entry.gives_way()        # its place goes to the other connection
+            else:
+                entry.said_goodbye()
+        elif kind is PeerSilent:
+            self._drop(entry, CloseReason.TIMED_OUT, silent_s=event.silent_s)
+        elif kind is PeerRefused:
+            self._peer_refused(entry, event.refusal)
+        elif kind is BadHello:
+            host, port = conn.transport.peername
+            self._observer.bad_hello(f"{host}:{port}", event.refusal, event.detail)
+            self._handshake_over(entry, ConnectFailed(Failure.HANDSHAKE, refusal=event.refusal,
+                                                      detail=event.detail))
+        elif kind is HandshakeTimedOut:
+            self._handshake_over(entry, ConnectFailed(Failure.HANDSHAKE))
+            conn.abort()
+        elif kind is StartTLS:
+            self._start_tls(entry, event)
+        elif kind is CloseNow:
+            conn.abort()
+
+    # -- our connect ----------------------------------------------------------------------
+
+    def _tcp_connected(self, attempt: Attempt, sock: socket.socket) -> None:
+        conn = self._new_connection(Direction.OUTGOING, attempt.ip)
+        entry = self._registry.add(conn, target=(attempt.ip, attempt.port),
+                                   peer_id=attempt.peer_id)
+        self._dialer.became(attempt, entry)
+        self._attach(conn, sock)
+
+    def _tcp_failed(self, attempt: Attempt, exc: OSError) -> None:
+        if isinstance(exc, TimeoutError):
+            failed = ConnectFailed(Failure.TIMED_OUT, timeout_s=self.options.connect_timeout_s)
+        else:
+            failed = ConnectFailed(Failure.NETWORK, errno=exc.errno)
+        self._settle(attempt, failed)
+
+    def _settle(self, attempt: Attempt, failed: ConnectFailed | None) -> None:
+        """Our connect is over: established (``None``) or failed (``failed``).
+
+        Incoming hellos that waited for it are decided now.
+        """
+        waited = self._dialer.settle(attempt)
+        if waited is None:
+            return
+        if self._registry.live(attempt.peer_id) is None:    # it never named a connection
+            self._registry.id_unused(attempt.peer_id)
+        if failed is not None and failed.failure is not Failure.CANCELLED:
+            self._observer.connect_failed(attempt.ip, attempt.port, failed)
+        self.later(attempt.done, failed is None)
+        for entry in waited:
+            if entry.deferred and not entry.conn.transport.closed:
+                entry.defer(False)
+                self._decide_hello(entry, entry.conn.protocol.theirs)
+
+    def _settle_if_attempt(self, entry: Entry, failed: ConnectFailed | None) -> None:
+        """If ``entry`` is our connect's connection, the connect is over."""
+        attempt = self._dialer.attempt
+        if attempt is not None and attempt.entry is entry:
+            self._settle(attempt, failed)
+
+    # -- hellos ---------------------------------------------------------------------------
+
+    def _decide_hello(self, entry: Entry, hello: wire.Hello) -> None:
+        conn = entry.conn
+        attempt = self._dialer.attempt
+        if not self._trusted_enough(entry, hello):
+            return
+        ours = self.identity.fingerprint if self.identity else None
+        if hello.node_id == self.node_id and conn.fingerprint == ours:
+            self._handshake_over(entry, ConnectFailed(Failure.REFUSED_BY_US,
+                                                      refusal=Refusal.SELF), Refusal.SELF)
+            return
+        if (conn.direction is Direction.INCOMING and entry.info is None and attempt is not None
+                and not attempt.resolved()
+                and (attempt.entry is not None or attempt.port == hello.port)):
+            # Maybe the peer we are connecting to, connecting to us: answer, decide once our
+            # own connect knows who answered it. That is soon once TCP is up (the hello
+            # wait at most); before that, only a hello announcing the very port we dial
+            # waits, since a dead address can take the whole connect timeout.
+            entry.defer()
+            self._dialer.wait_for_it(entry)
+            conn.defer()
+            return
+        other = self._other_connection(entry, hello.node_id)
+        kept = self._registry.take_place((conn.fingerprint, hello.node_id)) \
+            if other is None else None
+        if kept is not None:
+            # Its duplicate ended first (the other side told us it gave way): this one
+            # takes its place, under the same id, unseen.
+            self._accept(entry, hello, replace(kept, direction=conn.direction))
+            if attempt is not None and attempt.entry is entry:
+                self._observer.already_connected(entry.info)
+                self._settle(attempt, None)
+        elif other is None:
+            self._accept(entry, hello)
+        else:
+            self._duplicate(entry, other, hello.node_id)
+
+    def _duplicate(self, entry: Entry, other: Entry, node_id: str) -> None:
+        """``entry`` said hello as a peer that ``other`` already is (or is about to be)."""
+        attempt = self._dialer.attempt
+        stays = which_stays(entry.conn.direction, other.conn.direction, entry.info is not None,
+                            self.node_id, node_id)
+        if stays is Keep.EXISTING and attempt is not None and attempt.entry is entry:
+            # We dialled a peer we already have (by another address): keep that one.
+            self._retire(entry)
+            entry.stands_for(other.info)
+            self._observer.already_connected(other.info)
+            self._settle(attempt, None)
+        elif stays is Keep.EXISTING:
+            self._handshake_over(entry, ConnectFailed(Failure.HANDSHAKE), Refusal.DUPLICATE)
+        else:
+            # One connection each way between the same two nodes: both sides keep the same.
+            self._keep(*((entry, other) if stays is Keep.NEW else (other, entry)))
+            if attempt is not None and attempt.entry in (entry, other):
+                self._settle(attempt, None)
+
+    def _trusted_enough(self, entry: Entry, hello: wire.Hello) -> bool:
+        """Trust rules (:func:`network.identities.judge`), carried out."""
+        conn, trust = entry.conn, self.trust
+        address = entry.target if entry.target is not None else (conn.remote_ip, hello.port)
+        known = trust.lookup_by_address(address) if trust is not None else None
+        trusted = trust.lookup_by_id(conn.fingerprint) if trust and conn.fingerprint else None
+        verdict = judge(conn.fingerprint, known, trusted, self.options.trusted_only)
+        if verdict.warn_changed:
+            from .identity import format_id
+            self._observer.identity_changed(
+                f"{address[0]}:{address[1]}", known,
+                format_id(conn.fingerprint) if conn.fingerprint else None)
+        if verdict.refusal is not None:
+            self._refuse_untrusted(entry, verdict.refusal)
+            return False
+        entry.trusted_as(verdict.trusted_name)
+        if verdict.remember_address:
+            try:           # where it lives now: the changed-key check looks there
+                trust.remember_address(trusted.fingerprint, address)
+            except TrustError:
+                pass       # only a hint: an unwritable trust file changes nothing else
+        return True
+
+    def _refuse_untrusted(self, entry: Entry, refusal: Refusal) -> None:
+        conn = entry.conn
+        if entry.target is None:
+            self._observer.untrusted_refused(f"{conn.remote_ip}:{conn.transport.peername[1]}",
+                                             refusal)
+        self._handshake_over(entry, ConnectFailed(Failure.REFUSED_BY_US, refusal=refusal),
+                             refusal, introduce=False)
+
+    def _start_tls(self, entry: Entry, event: StartTLS) -> None:
+        if self._contexts is None:
+            from .tlscontext import PeerContexts
+            self._contexts = PeerContexts(self.identity)
+        try:
+            context = self._contexts.get(event.cert_der, event.server_side)
+        except Exception as exc:      # noqa: BLE001 - an unusable certificate from outside
+            self._handshake_over(entry, ConnectFailed(Failure.TLS, detail=str(exc)[:200]))
+            entry.conn.abort()
+            return
+        entry.conn.start_tls(context, event.cert_der, event.server_side,
+                             self.options.timing.handshake_timeout_s)
+
+    def _accept(self, entry: Entry, hello: wire.Hello, info: PeerInfo | None = None) -> None:
+        """Welcome a chat.py peer: new, upgraded from plain, or taking over ``info``'s place."""
+        entry.defer(False)
+        conn = entry.conn
+        if info is not None:                          # takes over an id already shown
+            self._registry.establish(entry, info)
+            if not self._reading:
+                conn.set_reading(False)
+        elif entry.info is not None:                  # a plain connection was chat.py
+            info = replace(entry.info, speaks_protocol=True, node_id=hello.node_id,
+                           port=entry.info.port if entry.target else hello.port,
+                           fingerprint=conn.fingerprint, trusted_name=entry.trusted_name,
+                           name=hello.name)
+            self._registry.update(entry, info)
+            self._observer.peer_upgraded(info)
+            if hello.bad_name is not None:
+                self._observer.bad_name(info, hello.bad_name)
+        else:
+            self._establish(entry)
+        conn.accept()
+
+    def _establish(self, entry: Entry) -> None:
+        conn = entry.conn
+        hello = conn.protocol.theirs
+        if entry.target is not None:
+            host, port = entry.target
+        else:
+            host = conn.remote_ip
+            port = hello.port if hello else conn.transport.peername[1]
+        info = PeerInfo(entry.peer_id or self._registry.new_id(), host, port, conn.direction,
+                        hello is not None, hello.node_id if hello else None,
+                        hello.name if hello else None, conn.fingerprint, entry.trusted_name)
+        self._registry.establish(entry, info)
+        if not self._reading:                  # our output is congested: it waits too
+            conn.set_reading(False)
+        self._observer.peer_connected(info)
+        if hello is not None and hello.bad_name is not None:
+            self._observer.bad_name(info, hello.bad_name)
+        self._settle_if_attempt(entry, None)
+
+    def _renamed(self, entry: Entry, name: str | None, bad: str | None) -> None:
+        before = entry.info
+        if before is None or not self._registry.is_live(entry):
+            return                            # retired or going: nobody to tell about
+        if name != before.name:
+            after = replace(before, name=name)
+            self._registry.update(entry, after)
+            self._observer.peer_renamed(before, after)
+        if bad is not None:
+            self._observer.bad_name(entry.info, bad)
+
+    def _peer_refused(self, entry: Entry, refusal: wire.PeerRefusal) -> None:
+        if self._dialer.is_attempt(entry):
+            self._handshake_over(entry, ConnectFailed(Failure.REFUSED_BY_PEER,
+                                                      refusal=refusal.refusal,
+                                                      limit=refusal.limit, detail=refusal.detail))
+        elif entry.info is not None and not entry.quiet:
+            self._drop(entry, CloseReason.REFUSED, detail=refusal.detail)
+
+    def _handshake_over(self, entry: Entry, failed: ConnectFailed,
+                        refusal: Refusal | None = None, introduce: bool = True) -> None:
+        """A connection that will not become (or stay) a peer: refuse it, or just close it."""
+        conn = entry.conn
+        if refusal is not None:
+            conn.refuse(refusal, introduce=introduce)
+        elif conn.protocol.state is not State.FINISHING:
+            conn.abort()
+        if entry.info is None:              # never shown: it goes quietly
+            self._registry.linger(entry, quiet=True)
+        self._settle_if_attempt(entry, failed)
+
+    # -- duplicates -----------------------------------------------------------------------
+
+    def _other_connection(self, entry: Entry, node_id: str) -> Entry | None:
+        """A live connection to the same peer: established, or deferred with its hello.
+
+        The same peer is the same instance id *and* the same proven identity: a
+        stranger who learned someone's instance id cannot pass for them, nor make
+        them a duplicate of itself.
+        """
+        fingerprint = entry.conn.fingerprint
+        for other in [*self._registry.live_entries(), *self._registry.pending_entries()]:
+            theirs = other.conn.protocol.theirs
+            if other is not entry and theirs is not None and theirs.node_id == node_id \
+                    and other.conn.fingerprint == fingerprint \
+                    and (other.info is not None or other.deferred):
+                return other
+        return None
+
+    def _keep(self, winner: Entry, loser: Entry) -> None:
+        """``winner`` stays (under the id already shown, or the one our connect reserved)."""
+        attempt = self._dialer.attempt
+        shown = loser.info
+        loser_dialled = attempt is not None and attempt.entry is loser
+        if winner.info is None and shown is None and loser_dialled:
+            winner.use_id(loser.peer_id)
+        elif winner.info is not None and loser_dialled:
+            self._observer.already_connected(winner.info)
+        self._retire(loser)
+        if winner.info is None:
+            if shown is not None:
+                info = replace(shown, direction=winner.conn.direction)
+                self._accept(winner, winner.conn.protocol.theirs, info)
+                if attempt is not None and attempt.entry is winner:
+                    self._observer.already_connected(info)
+            else:
+                self._accept(winner, winner.conn.protocol.theirs)
+        loser.stands_for(winner.info)
+
+    def _retire(self, loser: Entry) -> None:
+        """Close a duplicate quietly: half-close, show what it still brings, no event."""
+        self._registry.linger(loser, quiet=True)
+        loser.conn.retire()
+
+    def _await_replacement(self, entry: Entry, info: PeerInfo) -> None:
+        """A connection that gave way to its duplicate: keep its place for the other one.
+
+        If the other one never comes (``linger_s``), the peer is reported gone after all.
+        """
+        key = (entry.conn.fingerprint, info.node_id)
+        self._registry.keep_place(key, info)
+
+        def gone() -> None:
+            if self._registry.give_up_place(key, info):
+                self._observer.peer_lost(info, Lost(CloseReason.CLOSED))
+        self._reactor.call_later(self.options.timing.linger_s, gone)
+
+    # -- endings --------------------------------------------------------------------------
+
+    def _drop(self, entry: Entry, reason: CloseReason, **detail) -> None:
+        """Close now, on purpose, and say why (once it is gone)."""
+        entry.closing(reason, **detail)
+        entry.conn.abort()
+
+    def _ended(self, conn: Connection, exc: BaseException | None, unsent: int) -> None:
+        entry, live = self._registry.end(conn)
+        if entry.counted:
+            self._admission.departed(conn.remote_ip)
+        if entry.farewell:
+            self._admission.farewell_ends()
+        attempt = self._dialer.attempt
+        if attempt is not None and attempt.entry is entry:
+            self._settle(attempt, _failure(exc))
+        info = entry.info
+        quiet = entry.quiet
+        if live and entry.moved and not self.shutting_down:
+            self._await_replacement(entry, info)
+            live, quiet = False, True
+        reason = entry.close_reason
+        if info is not None and not quiet and (live or reason is not None):
+            ending = maybe_tls_ending(exc)
+            detail = entry.close_detail
+            if reason is None and ending is TlsEnding.DAMAGED:
+                reason = CloseReason.DAMAGED
+                detail = {"detail": tls_words(exc)}
+            elif ending is TlsEnding.CLOSED:
+                exc = None                # gone without TLS's goodbye: it closed
+            if reason is None:
+                reason = CloseReason.RESET if exc is not None else CloseReason.CLOSED
+            if self.shutting_down:
+                reason = CloseReason.EXITING
+            if unsent or reason not in (CloseReason.TERMINATED, CloseReason.EXITING):
+                self._observer.peer_lost(info, Lost(reason, errno=getattr(exc, "errno", None),
+                                                    unsent=unsent, **detail))
+        self._maybe_shutdown_done()
+
+    def _check_stalls(self) -> None:
+        """A peer that reads nothing of what we send for ``send_timeout_s`` is dropped."""
+        now = self._reactor.time()
+        limit = self.options.send_timeout_s
+        for entry in self._registry.live_entries():
+            transport = entry.conn.transport
+            if transport.get_write_buffer_size() and now - transport.last_write_progress > limit:
+                self._drop(entry, CloseReason.STALLED,
+                           silent_s=now - transport.last_write_progress)
+        self._stall_timer = self._reactor.call_later(self._stall_check_s(), self._check_stalls)
+
+
+def _failure(exc: BaseException | None) -> ConnectFailed:
+    if maybe_tls_ending(exc) is not None:     # a connect whose TLS did not come to be
+        return ConnectFailed(Failure.TLS, detail=tls_words(exc))
+    if exc is None:
+        return ConnectFailed(Failure.CLOSED)
+    return ConnectFailed(Failure.NETWORK, errno=getattr(exc, "errno", None) or errnos.ECONNRESET)

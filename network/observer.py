@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol as TypingProtocol
 
-from .outcomes import ConnectFailed, Lost, Refusal
-from .peers import PeerInfo
+from .outcomes import ConnectFailed, Lost, PeerInfo, Refusal
 
 
 class Observer(TypingProtocol):

@@ -66,6 +66,8 @@ class TLSTruncated(ssl.SSLEOFError):
 
 
 class TLSLayer(Protocol):
+    can_write_eof = False    # TLS cannot half-close: close() sends close_notify and reads no more
+
     def __init__(self, reactor: Reactor, context: ssl.SSLContext, protocol: Protocol, *,
                  server_side: bool, server_hostname: str | None = None,
                  handshake_timeout: float = HANDSHAKE_TIMEOUT_S,

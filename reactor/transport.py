@@ -39,6 +39,8 @@ class StreamTransport:
                  "_flush_pending", "_eof_pending", "dropped_bytes",
                  "last_write_progress", "peername")
 
+    can_write_eof = True     # TCP can half-close: write_eof() sends FIN and reads on
+
     def __init__(self, reactor: Reactor, sock: socket.socket, protocol: Protocol,
                  high_water: int = WRITE_HIGH_WATER_BYTES,
                  low_water: int = WRITE_LOW_WATER_BYTES) -> None:

@@ -86,6 +86,5 @@ def net(request):
     yield node
     for n in nodes:
         n.shutdown(lambda: None)
-    run_reactor_until(reactor, lambda: all(not n._by_id and not n._pending and not n._lingering
-                                           for n in nodes), timeout=10)
+    run_reactor_until(reactor, lambda: not any(n._registry.busy for n in nodes), timeout=10)
     reactor.close()

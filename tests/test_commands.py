@@ -26,6 +26,7 @@ class FakeNode:
                       3: Peer(3, "10.0.0.3", 7070, Direction.INCOMING, False)}
         self.calls = []
         self.pending = []        # done callbacks not called yet
+        self.later = None        # how it calls one itself: later, as the node does
 
     def my_ip(self):
         return "10.0.0.1"
@@ -56,7 +57,8 @@ class FakeNode:
         self.calls.append(("cancel_connect",))
         if not self.pending:
             return None
-        self.pending.pop(0)(False)
+        done = self.pending.pop(0)
+        self.later(lambda: done(False))
         return ("10.0.0.9", 7000)
 
     def terminate(self, peer_id):
@@ -75,6 +77,7 @@ class Harness:
         self.node = FakeNode()
         self.registry = default_registry()
         self.deferred = []
+        self.node.later = self.deferred.append
         self.ended = 0
         self.paused = self.resumed = 0
         self.exits = 0

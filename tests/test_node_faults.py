@@ -45,7 +45,7 @@ def stalled(net, node):
     net.until(lambda: done)
     assert done == [True]
     results = Results()
-    transport = node._by_id[1].transport
+    transport = node._registry.live(1).conn.transport
     sent = 0
     while not (transport.write_paused and len(results) < sent):
         assert sent < 200_000, "the buffers never filled"
@@ -100,13 +100,13 @@ def test_a_peer_that_reads_nothing_is_dropped_after_the_send_timeout_nothing_una
 def test_terminate_gives_up_after_its_flush_time_and_counts_what_was_left(net):
     a = net()                                    # --flush-timeout 2, the default
     conn, results = stalled(net, a)
-    fd = a._by_id[1].transport._fd
+    fd = a._registry.live(1).conn.transport._fd
     start = net.reactor.time()
     a.terminate(1)
     outcome = lost_outcome(net, a)
     assert net.reactor.time() - start == pytest.approx(2.0)
     assert outcome.reason is CloseReason.TERMINATED and outcome.unsent > 0
-    net.until(lambda: not a._lingering)
+    net.until(lambda: not a._registry.lingering_count)
     assert not _is_our_socket(fd, conn)          # closed, fd freed, though never read
     net.until(lambda: len(results) == results.sent)
     assert confirmed_in_order(results) == received_messages(conn) + outcome.unsent
