@@ -16,7 +16,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from .sanitize import sanitize
+from . import words
 
 
 class CommandError(Exception):
@@ -88,23 +88,16 @@ class Command:
         raise NotImplementedError
 
 
-def plural(count: int, noun: str, many: str | None = None) -> str:
-    """``1 connection``, ``2 connections``: a count and its noun, agreeing."""
-    return f"{count} {noun if count == 1 else (many or noun + 's')}"
-
-
 def parse_id(text: str) -> int:
     """A connection id as the user typed it, or a :class:`CommandError`."""
     if not text.isdigit() or not text.isascii():
-        raise CommandError(f'"{sanitize(text)}" is not a connection id; ids are the numbers '
-                           f'that "list" shows')
+        raise CommandError(words.not_an_id(text))
     return int(text)
 
 
 def parse_port(text: str) -> int:
     if not text.isdigit() or not text.isascii() or not 0 < int(text) < 65536:
-        raise CommandError(f'"{sanitize(text)}" is not a port; a port is a number from 1 '
-                           f'to 65535')
+        raise CommandError(words.not_a_port(text))
     return int(text)
 
 
@@ -120,14 +113,12 @@ def lookup_peer(ctx: Context, text: str):
     if sep:
         info = ctx.node.peer_at(host, parse_port(port_text))
         if info is None:
-            raise CommandError(f'no connection with {sanitize(text)}; type "list" to see the '
-                               f'connections')
+            raise CommandError(words.no_connection_at(text))
         return info
     peer_id = parse_id(text)
     info = ctx.node.peer(peer_id)
     if info is None:
-        raise CommandError(f'no connection with id {peer_id}; type "list" to see the '
-                           f'connections')
+        raise CommandError(words.no_connection_with_id(peer_id))
     return info
 
 
@@ -136,9 +127,6 @@ def _by_name(ctx: Context, text: str):
     found = [p for p in ctx.node.peers() if p.name is not None and p.name.casefold() == wanted]
     if len(found) == 1:
         return found[0]
-    shown = sanitize(text)
     if not found:
-        raise CommandError(f'no connection with id or name "{shown}"; type "list" to see the '
-                           f'connections')
-    ids = ", ".join(str(p.id) for p in found)
-    raise CommandError(f'"{shown}" names {len(found)} connections (ids {ids}); use an id')
+        raise CommandError(words.no_connection_named(text))
+    raise CommandError(words.ambiguous_name(text, [p.id for p in found]))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 from typing import Callable
 
+from . import words
 from .base import Context
 from .sanitize import maybe_invalid_byte
 
@@ -114,8 +115,7 @@ class CommandRunner:
             self._registry.dispatch(line, ctx)
         except Exception as exc:  # noqa: BLE001 - a bug must not wedge the queue
             self._held = False
-            ctx.console.error(f"internal error while running {line.split()[0]!r}: "
-                              f"{type(exc).__name__}: {exc}")
+            ctx.console.error(words.internal_error_running(line.split()[0], exc))
 
     def _run(self) -> None:
         ctx = self.context
@@ -129,13 +129,11 @@ class CommandRunner:
             if item is _END:
                 self._on_end_of_input()
             elif not isinstance(item, str):
-                ctx.console.error(f"input line too long ({item.nbytes} bytes or more); "
-                                  f"it was ignored")
+                ctx.console.error(words.input_line_too_long(item.nbytes))
             else:
                 bad = maybe_invalid_byte(item)
                 if bad is not None:
-                    ctx.console.error(f"input is not valid UTF-8 (byte 0x{bad:02x}); "
-                                      f"the line was ignored")
+                    ctx.console.error(words.invalid_utf8(bad))
                 else:
                     self._dispatch(item, ctx)
         if self._input_paused and len(self._queue) <= RESUME_QUEUED_LINES:

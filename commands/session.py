@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .base import plural
+from . import words
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 SIGNAL_EXIT_BASE = 128          # a signal's exit status is 128 + its number, as shells report
@@ -58,8 +58,7 @@ class Session:
 
     def end_of_input(self) -> None:
         if self._stay:
-            self._console.info("end of input; still running because of --stay "
-                               "(stop with Ctrl-C or SIGTERM)")
+            self._console.info(words.STAYING)
         else:
             self._begin(EXIT_OK, passive=True)
 
@@ -85,8 +84,7 @@ class Session:
         self._call_later(self._grace_s, self._stop_loop)   # whatever peers or stdout do
         count = self._node.shutdown(done=self._peers_done)
         if not self._console.output_closed:
-            self._console.info(f"exiting: closing {plural(count, 'connection')}" if count
-                               else "exiting")
+            self._console.info(words.exiting(count))
 
     def _peers_done(self) -> None:
         self._console.when_flushed(self._stop_loop)
