@@ -6,11 +6,13 @@ outside (a peer's refusal words, a malformed hello's detail) passes the
 sanitiser here, before it can reach a terminal.
 
 The rest of the user side asks here too: the commands raise
-``CommandError(words.something(...))``, and the registry, the queue and the
-session say their lines with it. The console only lays lines out (labels'
-colours, the time, the prompt, tables); nobody else composes a sentence. Only
-help stays where it is, as data: the commands' ``usage``, ``summary`` and
-``details`` (so that ``help`` survives ``python -OO`` and comes from one place).
+``CommandError(words.something(...))``, the registry, the queue and the session
+say their lines with it, and ``chat.py`` its start-up errors. The console only
+lays lines out (labels' colours, the time, the prompt, tables); nobody else
+composes a sentence (``tests/test_words.py`` checks it). Only help stays where it
+is, as data: the commands' ``usage``, ``summary`` and ``details`` (so that ``help``
+survives ``python -OO`` and comes from one place) and the option help of
+``chat.py``'s argument parser.
 """
 
 from __future__ import annotations
@@ -537,3 +539,44 @@ def output_unwritten(nbytes: int) -> str:
 def output_failed(exc: OSError) -> str:
     return f"could not write to stdout: {exc.strerror or os.strerror(exc.errno or 0)}"
 
+
+# -- start-up (chat.py) ----------------------------------------------------------------------
+
+def invalid_port(text: str) -> str:
+    return f"invalid port {text!r}: use a number from 1 to 65535 (0 picks a free port)"
+
+
+def invalid_duration(text: str) -> str:
+    return f"invalid duration {text!r}: use a number of seconds greater than 0"
+
+
+def invalid_number(text: str, least: int) -> str:
+    return f"invalid number {text!r}: use a whole number >= {least}"
+
+
+def invalid_address(text: str, problem: str) -> str:
+    """``problem``: the value of a ``reactor.netutil`` address problem."""
+    return f"invalid address {text!r}: {address_problem(problem)}"
+
+
+def cannot_listen(exc: OSError, host: str, port: int) -> str:
+    if exc.errno == errnos.EADDRINUSE:
+        return f"port {port} is already in use; pick another port, or 0 for any free one"
+    if exc.errno == errnos.EACCES:
+        return f"not allowed to listen on port {port} (ports below 1024 need root)"
+    if exc.errno == errnos.EADDRNOTAVAIL:
+        return f"cannot listen on {host}: no interface of this machine has that address"
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+def trust_line_skipped(path, number: int, problem: TrustProblem) -> str:
+    """A line of the trust file (``path``) that is not understood, and is kept."""
+    return f"{path}, line {number}: not understood ({problem.value}); left as it is"
+
+
+NO_WINDOWS = ("Windows is not supported (select() there works on sockets only, not on the "
+              "console); use WSL")
+
+
+def internal_error(exc: Exception) -> str:
+    return f"internal error: {type(exc).__name__}: {exc}"
