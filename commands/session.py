@@ -10,7 +10,8 @@
   signals, or a closed stdout.
 
 Neither knows sockets or terminals: the codec, editor, screen and node come
-in from ``chat.py`` and are used through their methods only.
+in from ``chat.py`` and are used through their methods only (and the
+editor's events, which are plain data).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import Callable
 
 from . import words
+from .terminal.lineedit import Choices, ClearScreen, EndOfInput, Interrupt, LineEntered
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 SIGNAL_EXIT_BASE = 128          # a signal's exit status is 128 + its number, as shells report
@@ -147,18 +149,17 @@ class KeyInput:
 
     def _keys(self, data: bytes) -> None:
         for event in self._editor.feed(data):
-            kind = event[0]
-            if kind == "line":
+            if isinstance(event, LineEntered):
                 self._console.flush()             # what came before stays above it
-                self._screen.commit_line(event[1])
-                self._runner.submit([event[1]])
-            elif kind == "eof":
+                self._screen.commit_line(event.text)
+                self._runner.submit([event.text])
+            elif isinstance(event, EndOfInput):
                 self._runner.end_of_input()
-            elif kind == "interrupt":
+            elif isinstance(event, Interrupt):
                 self._interrupt()
-            elif kind == "choices":
-                self._console.info("  ".join(event[1]))
-            elif kind == "clear-screen":
+            elif isinstance(event, Choices):
+                self._console.info("  ".join(event.options))
+            elif isinstance(event, ClearScreen):
                 self._console.flush()
                 self._screen.clear_screen()
 
