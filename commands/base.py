@@ -6,17 +6,25 @@ survive ``python -OO``) and implements ``run(ctx, args)``. It sees the node
 only through :class:`NodeAPI` and writes only through ``ctx.console``.
 
 Commands never import ``reactor`` or the network's machinery: the node
-arrives through the context and is typed structurally; only the network's
-vocabulary (``network.outcomes``) is shared.
+arrives through the context and is typed structurally (:class:`NodeAPI`,
+and :class:`TrustedEntry` for what it says about trusted identities); only
+the network's vocabulary (``network.outcomes``, ``PeerInfo`` among it) is
+shared.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
+
+from network.outcomes import PeerInfo
 
 from . import words
+
+if TYPE_CHECKING:
+    from .console import Console
+    from .registry import CommandRegistry
 
 
 class CommandError(Exception):
@@ -27,32 +35,49 @@ class UsageError(CommandError):
     """Wrong arguments: the registry adds the command's usage to the message."""
 
 
+class TrustedEntry(Protocol):
+    """An identity our user trusts, as the node reports it (``network.trust.TrustedPeer``
+    is one: the commands may not import it, so it is described by its shape)."""
+
+    @property
+    def fingerprint(self) -> bytes: ...
+    @property
+    def name(self) -> str: ...              # our user's name for it
+    @property
+    def address(self) -> tuple[str, int] | None: ...   # where it was last seen
+    @property
+    def id(self) -> str: ...                # its ID, written for people
+
+
 class NodeAPI(Protocol):
-    """The verbs commands may use (``network.node.Node`` implements them).
+    """The verbs the user side may use (``network.node.Node`` implements them): the
+    commands', and the session's ``shutdown`` and ``cancel_connect``.
 
     Refusals come as ``network.outcomes.Refused`` (the only part of the
     network the commands import: its vocabulary).
     """
 
-    port: int
+    @property
+    def port(self) -> int: ...      # the port we listen on (read only)
     name: str | None
 
     def my_ip(self) -> str: ...
-    def peers(self) -> list: ...
-    def peer(self, peer_id: int) -> Any: ...
-    def peer_at(self, host: str, port: int) -> Any: ...
+    def peers(self) -> list[PeerInfo]: ...
+    def peer(self, peer_id: int) -> PeerInfo | None: ...
+    def peer_at(self, host: str, port: int) -> PeerInfo | None: ...
     def connect(self, host: str, port: int, done: Callable[[bool], None]
                 ) -> tuple[str, int]: ...
     def cancel_connect(self) -> tuple[str, int] | None: ...
-    def terminate(self, peer_id: int) -> Any: ...
+    def terminate(self, peer_id: int) -> PeerInfo: ...
     def send(self, peer_id: int, text: str, done: Callable[[bool], None]) -> None: ...
     def my_id(self) -> str | None: ...
     def short_id(self, fingerprint: bytes) -> str: ...
-    def trust_peer(self, peer_id: int, name: str | None) -> Any: ...
-    def untrust(self, name: str) -> Any: ...
-    def trusted(self) -> list: ...
-    def send_to_all(self, text: str, done: Callable[[int, list], None]) -> None: ...
+    def trust_peer(self, peer_id: int, name: str | None) -> TrustedEntry: ...
+    def untrust(self, name: str) -> TrustedEntry: ...
+    def trusted(self) -> Sequence[TrustedEntry]: ...
+    def send_to_all(self, text: str, done: Callable[[int, list[PeerInfo]], None]) -> None: ...
     def set_name(self, name: str | None) -> int: ...
+    def shutdown(self, done: Callable[[], None]) -> int: ...
 
 
 @dataclass
@@ -60,8 +85,8 @@ class Context:
     """Everything a running command may use."""
 
     node: NodeAPI
-    console: Any
-    registry: Any
+    console: Console
+    registry: CommandRegistry
     # Returns a function that releases the command queue: call ``hold()`` when
     # the command finishes later (a connect in flight, a send that waits).
     hold: Callable[[], Callable[[], None]]
@@ -101,7 +126,7 @@ def parse_port(text: str) -> int:
     return int(text)
 
 
-def lookup_peer(ctx: Context, text: str):
+def lookup_peer(ctx: Context, text: str) -> PeerInfo:
     """The connection the user means: an id, a name or ``ip:port``, as ``list`` shows them.
 
     A name must name one connection (compared without regard to case); names
@@ -122,7 +147,7 @@ def lookup_peer(ctx: Context, text: str):
     return info
 
 
-def _by_name(ctx: Context, text: str):
+def _by_name(ctx: Context, text: str) -> PeerInfo:
     wanted = unicodedata.normalize("NFC", text).casefold()
     found = [p for p in ctx.node.peers() if p.name is not None and p.name.casefold() == wanted]
     if len(found) == 1:

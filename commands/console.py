@@ -32,9 +32,12 @@ from __future__ import annotations
 
 import errno
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
+
+from network.outcomes import ConnectFailed, Lost, PeerInfo, Refusal
 
 from . import words
+from .base import TrustedEntry
 from .sanitize import MAX_SHOWN_CHARS, all_safe, maybe_plain_ascii, sanitize
 
 STDOUT, STDERR = 1, 2
@@ -166,26 +169,26 @@ class Console:
         """A change in who we are connected to."""
         self.info(self._stamp() + self._style(text, EVENT))
 
-    def peer_connected(self, info) -> None:
+    def peer_connected(self, info: PeerInfo) -> None:
         self.event(words.connected(info))
 
-    def peer_upgraded(self, info) -> None:
+    def peer_upgraded(self, info: PeerInfo) -> None:
         self.event(words.upgraded(info))
 
-    def peer_renamed(self, before, after) -> None:
+    def peer_renamed(self, before: PeerInfo, after: PeerInfo) -> None:
         self.event(words.renamed(before, after))
 
-    def bad_name(self, info, text: str) -> None:
+    def bad_name(self, info: PeerInfo, text: str) -> None:
         self.notice(words.refused_name(info, text))
 
-    def peer_lost(self, info, lost) -> None:
+    def peer_lost(self, info: PeerInfo, lost: Lost) -> None:
         for line in words.lost(info, lost):
             self.event(line)
 
-    def already_connected(self, info) -> None:
+    def already_connected(self, info: PeerInfo) -> None:
         self.notice(words.already_connected(info))
 
-    def messages_received(self, info, texts: list[str]) -> None:
+    def messages_received(self, info: PeerInfo, texts: list[str]) -> None:
         """Lines from one peer; the hot path of the program, so done in bulk."""
         prefix = self._stamp() + self._style(words.message_from(info), MESSAGE) + " "
         if max(map(len, texts)) <= MAX_SHOWN_CHARS:
@@ -202,7 +205,7 @@ class Console:
         for text in texts:
             self.info(prefix + words.shorten(sanitize(text)))
 
-    def line_too_long(self, info, nbytes: int, limit: int) -> None:
+    def line_too_long(self, info: PeerInfo, nbytes: int, limit: int) -> None:
         self.notice(words.line_too_long(info, limit))
 
     def connecting(self, host: str, port: int, peer_id: int) -> None:
@@ -211,40 +214,43 @@ class Console:
     def connect_cancelled(self, host: str, port: int) -> None:
         self.info(words.connect_cancelled(host, port))
 
-    def connect_failed(self, host: str, port: int, failed) -> None:
+    def connect_failed(self, host: str, port: int, failed: ConnectFailed) -> None:
         self.error(words.could_not_connect(host, port, failed))
 
-    def incoming_refused(self, address, refusal, count: int, limit: int) -> None:
+    def incoming_refused(self, address: str | None, refusal: Refusal, count: int,
+                         limit: int) -> None:
         self.notice(words.refused_incoming(address, refusal, count, limit))
 
-    def bad_hello(self, address: str, refusal, detail: str) -> None:
+    def bad_hello(self, address: str, refusal: Refusal, detail: str) -> None:
         self.notice(words.bad_hello(address, refusal, detail))
 
-    def identity_changed(self, address: str, trusted, shown_id) -> None:
+    def identity_changed(self, address: str, trusted: TrustedEntry,
+                         shown_id: str | None) -> None:
         for line in words.identity_changed(address, trusted, shown_id):
             self.error(line)
 
-    def untrusted_refused(self, address: str, refusal) -> None:
+    def untrusted_refused(self, address: str, refusal: Refusal) -> None:
         self.info(words.untrusted_refused(address, refusal))
 
-    def accept_paused(self, errno, retry_s: float) -> None:
+    def accept_paused(self, errno: int | None, retry_s: float) -> None:
         self.notice(words.accept_paused(errno, retry_s))
 
     # -- words for command results ---------------------------------------------------------
 
-    def sent(self, info, text: str) -> None:
+    def sent(self, info: PeerInfo, text: str) -> None:
         self.notice(f"{self._style(words.sent_to(info), SENT)} {text}")
 
-    def sent_to_all(self, count: int, missed: list, text: str) -> None:
+    def sent_to_all(self, count: int, missed: list[PeerInfo], text: str) -> None:
         if len(missed) == count:
             self.error(words.sent_to_nobody(count))
         else:
             self.notice(f"{self._style(words.sent_to_all(count, missed), SENT)} {text}")
 
-    def terminated(self, info) -> None:
+    def terminated(self, info: PeerInfo) -> None:
         self.event(words.terminated(info))
 
-    def peer_table(self, peers: list, short_id=None) -> None:
+    def peer_table(self, peers: list[PeerInfo],
+                   short_id: Callable[[bytes], str] | None = None) -> None:
         if not peers:
             self.info(words.NO_CONNECTIONS)
             return
@@ -258,13 +264,13 @@ class Console:
             self.info(f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  "
                       f"{r[3]:>{widths[3]}}  {r[4]:<{widths[4]}}  {r[5]}")
 
-    def trusted(self, info, entry) -> None:
+    def trusted(self, info: PeerInfo, entry: TrustedEntry) -> None:
         self.event(words.trusted(info, entry))
 
-    def untrusted(self, entry) -> None:
+    def untrusted(self, entry: TrustedEntry) -> None:
         self.event(words.untrusted(entry))
 
-    def trusted_list(self, entries: list) -> None:
+    def trusted_list(self, entries: Sequence[TrustedEntry]) -> None:
         if not entries:
             self.info(words.NOBODY_TRUSTED)
             return

@@ -18,10 +18,14 @@ queue up, and the bound above then pauses input too.
 from __future__ import annotations
 
 import collections
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from . import words
-from .base import Context
+from .base import Context, NodeAPI
+
+if TYPE_CHECKING:
+    from .console import Console
+    from .registry import CommandRegistry
 from .sanitize import maybe_invalid_byte
 
 MAX_QUEUED_LINES = 1000
@@ -32,8 +36,8 @@ _END = object()   # marks the end of input in the queue
 
 
 class CommandRunner:
-    def __init__(self, registry, defer: Callable[[Callable[[], None]], None],
-                 on_end_of_input: Callable[[], None], node, console,
+    def __init__(self, registry: CommandRegistry, defer: Callable[[Callable[[], None]], None],
+                 on_end_of_input: Callable[[], None], node: NodeAPI, console: Console,
                  request_exit: Callable[[], None]) -> None:
         """The runner owns the commands' context: the context hands out the runner's
         own ``hold``, so building it here breaks what would be a cycle."""

@@ -16,10 +16,14 @@ editor's events, which are plain data).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from . import words
+from .base import NodeAPI
 from .terminal.lineedit import Choices, ClearScreen, EndOfInput, Interrupt, LineEntered
+
+if TYPE_CHECKING:
+    from .console import Console
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 SIGNAL_EXIT_BASE = 128          # a signal's exit status is 128 + its number, as shells report
@@ -35,7 +39,7 @@ class Session:
     """The one way out: goodbye to every peer, flush, stop; never longer than ``grace_s``
     (how long exit waits for peers and for stdout to take our words)."""
 
-    def __init__(self, node, console, stop_loop: Callable[[], None], stay: bool,
+    def __init__(self, node: NodeAPI, console: Console, stop_loop: Callable[[], None], stay: bool,
                  call_later: Callable[..., object], grace_s: float) -> None:
         self._node = node
         self._console = console
@@ -109,7 +113,7 @@ class LineInput:
         self._runner.end_of_input()
 
 
-def cancel_pending_connect(node, console) -> bool:
+def cancel_pending_connect(node: NodeAPI, console: Console) -> bool:
     """Ctrl-C at a terminal while a connect is in flight: give that one up, nothing more.
 
     Returns False when there was none (Ctrl-C then means what it always does).

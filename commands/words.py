@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import errno as errnos
 import os
+from typing import TYPE_CHECKING, Callable
 
 from network.outcomes import (CloseReason, ConnectFailed, Direction, Failure, IdentityProblem,
                               IdentityUnavailable, Lost, NameProblem, PeerInfo, Refusal,
                               Refused, TrustError, TrustProblem)
 
 from .sanitize import MAX_SHOWN_CHARS, sanitize
+
+if TYPE_CHECKING:
+    from .base import TrustedEntry
 
 _ERRNO_WORDS = {
     errnos.ECONNREFUSED: "connection refused (nothing is listening on that port)",
@@ -65,7 +69,7 @@ def shorten(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
     return f"{text[:limit]} [cut: {len(text) - limit} more characters]"
 
 
-def peer(info) -> str:
+def peer(info: PeerInfo) -> str:
     """How a connection is named everywhere: ``peer 3 alice (10.0.0.7:9090)``.
 
     ``alice`` is what it calls itself: a label, not proof. A peer whose identity
@@ -80,7 +84,7 @@ def peer(info) -> str:
     return f"peer {info.id} {sanitize(info.name)} ({info.address})"
 
 
-def security(info, short_id) -> str:
+def security(info: PeerInfo, short_id: Callable[[bytes], str]) -> str:
     """The list's trust column: plain, encrypted, or our name for the identity."""
     if not getattr(info, "fingerprint", None):
         return "plain"
@@ -106,18 +110,18 @@ def bad_name(text: str, refused: Refused) -> str:
     return f'"{shorten(sanitize(text), 40)}" cannot be a name: {why}; {NAME_RULE}'
 
 
-def renamed(before, after) -> str:
+def renamed(before: PeerInfo, after: PeerInfo) -> str:
     if after.name is None:
         return f"{peer(before)} no longer has a name"
     return f"{peer(before)} is now known as {sanitize(after.name)}"
 
 
-def refused_name(info, text: str) -> str:
+def refused_name(info: PeerInfo, text: str) -> str:
     return (f'{peer(info)} announced "{sanitize(text)}" as its name; that is not a name, so '
             f"it is shown without one")
 
 
-def sent_to_all(count: int, missed: list) -> str:
+def sent_to_all(count: int, missed: list[PeerInfo]) -> str:
     """The one confirmation of ``send all`` (before the text)."""
     if not missed:
         return f"sent to {plural(count, 'connection')}:"
@@ -196,7 +200,7 @@ def could_not_connect(host: str, port: int, failed: ConnectFailed) -> str:
     return f"could not connect to {host}:{port}: {reason}"
 
 
-def lost(info, outcome: Lost) -> list[str]:
+def lost(info: PeerInfo, outcome: Lost) -> list[str]:
     """The lines that say a connection ended (and what it took with it)."""
     who = peer(info)
     reason = outcome.reason
@@ -246,7 +250,7 @@ def bad_hello(address: str, refusal: Refusal, detail: str) -> str:
     return f"refused a connection from {address}: it {what}"
 
 
-def identity_changed(address: str, trusted, shown_id: str | None) -> list[str]:
+def identity_changed(address: str, trusted: TrustedEntry, shown_id: str | None) -> list[str]:
     """SSH's warning, in our words: a trusted peer's address answers with another key."""
     now = f"ID {shown_id}" if shown_id else "no identity at all (plain)"
     return [f"WARNING: IDENTITY CHANGED for {sanitize(trusted.name)} at {address}!",
@@ -260,7 +264,7 @@ def untrusted_refused(address: str, refusal: Refusal) -> str:
     return f"refused a connection from {address}: {refusal_reason(refusal)}"
 
 
-def trust_problem(exc: TrustError, info=None) -> str:
+def trust_problem(exc: TrustError, info: PeerInfo | None = None) -> str:
     problem = exc.problem
     if problem is TrustProblem.NO_IDENTITY:
         who = peer(info) if info is not None else "that connection"
@@ -381,11 +385,11 @@ def who_connected(info: PeerInfo) -> str:
     return how
 
 
-def trusted(info: PeerInfo, entry) -> str:
+def trusted(info: PeerInfo, entry: TrustedEntry) -> str:
     return f"you trust {peer(info)} as {sanitize(entry.name)} (ID {entry.id})"
 
 
-def untrusted(entry) -> str:
+def untrusted(entry: TrustedEntry) -> str:
     return f"you no longer trust {sanitize(entry.name)} (ID {entry.id})"
 
 
