@@ -64,6 +64,7 @@ def plural(count: int, noun: str, many: str | None = None) -> str:
 
 
 def shorten(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how many more there were."""
     if len(text) <= limit:
         return text
     return f"{text[:limit]} [cut: {len(text) - limit} more characters]"
