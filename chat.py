@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-import errno
 import os
 import signal
 import sys
 
 __version__ = "0.1.0"
 
+from commands import words
 from commands.session import EXIT_FAILURE, EXIT_SIGINT, signal_status
 
 DEFAULT_PROG = "chat.py"
@@ -42,8 +42,7 @@ def _port(text: str) -> int:
     from reactor.netutil import maybe_port
     port = maybe_port(text, allow_zero=True)
     if port is None:
-        raise argparse.ArgumentTypeError(
-            f"invalid port {text!r}: use a number from 1 to 65535 (0 picks a free port)")
+        raise argparse.ArgumentTypeError(words.invalid_port(text))
     return port
 
 
@@ -53,16 +52,14 @@ def _seconds(text: str) -> float:
     except ValueError:
         value = -1.0
     if not 0 < value < 1e6:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use a number of "
-                                         f"seconds greater than 0")
+        raise argparse.ArgumentTypeError(words.invalid_duration(text))
     return value
 
 
 def _whole_number(least: int):
     def whole_number(text: str) -> int:
         if not (text.isascii() and text.isdigit()) or int(text) < least:
-            raise argparse.ArgumentTypeError(f"invalid number {text!r}: use a whole number "
-                                             f">= {least}")
+            raise argparse.ArgumentTypeError(words.invalid_number(text, least))
         return int(text)
     return whole_number
 
@@ -74,13 +71,12 @@ def program_name() -> str:
 
 
 def _host(text: str) -> str:
-    from commands.words import address_problem
     from reactor.netutil import AddressError, resolve_ipv4
     try:
         return resolve_ipv4(text)
     except AddressError as exc:
-        raise argparse.ArgumentTypeError(f"invalid address {text!r}: "
-                                         f"{address_problem(exc.problem.value)}") from None
+        raise argparse.ArgumentTypeError(
+            words.invalid_address(text, exc.problem.value)) from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -98,10 +94,10 @@ def _name(text: str) -> str | None:
     try:
         return check_name(text)
     except BadName as exc:
-        from commands.words import bad_name
         from network.outcomes import Refusal, Refused
         raise argparse.ArgumentTypeError(
-            bad_name(text, Refused(Refusal.BAD_NAME, problem=exc.problem, detail=exc.char)))
+            words.bad_name(text, Refused(Refusal.BAD_NAME, problem=exc.problem,
+                                         detail=exc.char)))
 
 
 def _default_name() -> str | None:
@@ -181,16 +177,6 @@ def _fail(message: str) -> int:
     return EXIT_FAILURE
 
 
-def _listen_error(exc: OSError, host: str, port: int) -> str:
-    if exc.errno == errno.EADDRINUSE:
-        return (f"port {port} is already in use; pick another port, or 0 for any free one")
-    if exc.errno == errno.EACCES:
-        return f"not allowed to listen on port {port} (ports below 1024 need root)"
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return f"cannot listen on {host}: no interface of this machine has that address"
-    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-
-
 def _identity_and_trust(home_text: str | None):
     """Our identity (made on first start) and trust store; ``(None, store)`` without one.
 
@@ -198,7 +184,6 @@ def _identity_and_trust(home_text: str | None):
     Without an identity the program says so in one line and runs with plain
     connections; nothing else changes.
     """
-    from commands.words import identity_unavailable
     from network.identity import default_home, load_or_create_identity
     from network.outcomes import IdentityUnavailable
     from network.trust import TRUST_FILE_NAME, TrustStore
@@ -207,11 +192,10 @@ def _identity_and_trust(home_text: str | None):
     try:
         identity = load_or_create_identity(home)
     except IdentityUnavailable as exc:
-        _warn(identity_unavailable(exc))
+        _warn(words.identity_unavailable(exc))
     trust = TrustStore(home / TRUST_FILE_NAME)
     for skipped in trust.skipped:
-        _warn(f"{trust.path}, line {skipped.number}: not understood ({skipped.problem.value}); "
-              f"left as it is")
+        _warn(words.trust_line_skipped(trust.path, skipped.number, skipped.problem))
     return identity, trust
 
 
@@ -262,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         console.close()
         reactor.close()
-        return _fail(_listen_error(exc, host, args.port))
+        return _fail(words.cannot_listen(exc, host, args.port))
     console.listening(host, node.port)
     stdout.add_water_marks(OUTPUT_HIGH_WATER_BYTES, OUTPUT_LOW_WATER_BYTES,
                            node.pause_reading, node.resume_reading)
@@ -323,8 +307,7 @@ def _writer(stream, encoding: str):
 
 def main(argv: list[str] | None = None) -> int:
     if os.name == "nt":
-        return _fail("Windows is not supported (select() there works on sockets only, "
-                     "not on the console); use WSL")
+        return _fail(words.NO_WINDOWS)
     args = parse_args(argv)
     from reactor.process import ensure_standard_fds
     ensure_standard_fds()
@@ -333,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         status = EXIT_SIGINT
     except Exception as exc:  # noqa: BLE001 - never show a user a traceback
-        status = _fail(f"internal error: {type(exc).__name__}: {exc}")
+        status = _fail(words.internal_error(exc))
     if status == EXIT_FAILURE:
         # stdout may be a closed pipe: keep Python's exit-time flush quiet.
         try:

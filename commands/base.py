@@ -6,17 +6,25 @@ survive ``python -OO``) and implements ``run(ctx, args)``. It sees the node
 only through :class:`NodeAPI` and writes only through ``ctx.console``.
 
 Commands never import ``reactor`` or the network's machinery: the node
-arrives through the context and is typed structurally; only the network's
-vocabulary (``network.outcomes``) is shared.
+arrives through the context and is typed structurally (:class:`NodeAPI`,
+and :class:`TrustedEntry` for what it says about trusted identities); only
+the network's vocabulary (``network.outcomes``, ``PeerInfo`` among it) is
+shared.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
-from .sanitize import sanitize
+from network.outcomes import PeerInfo
+
+from . import words
+
+if TYPE_CHECKING:
+    from .console import Console
+    from .registry import CommandRegistry
 
 
 class CommandError(Exception):
@@ -27,32 +35,49 @@ class UsageError(CommandError):
     """Wrong arguments: the registry adds the command's usage to the message."""
 
 
+class TrustedEntry(Protocol):
+    """An identity our user trusts, as the node reports it (``network.trust.TrustedPeer``
+    is one: the commands may not import it, so it is described by its shape)."""
+
+    @property
+    def fingerprint(self) -> bytes: ...
+    @property
+    def name(self) -> str: ...              # our user's name for it
+    @property
+    def address(self) -> tuple[str, int] | None: ...   # where it was last seen
+    @property
+    def id(self) -> str: ...                # its ID, written for people
+
+
 class NodeAPI(Protocol):
-    """The verbs commands may use (``network.node.Node`` implements them).
+    """The verbs the user side may use (``network.node.Node`` implements them): the
+    commands', and the session's ``shutdown`` and ``cancel_connect``.
 
     Refusals come as ``network.outcomes.Refused`` (the only part of the
     network the commands import: its vocabulary).
     """
 
-    port: int
+    @property
+    def port(self) -> int: ...      # the port we listen on (read only)
     name: str | None
 
     def my_ip(self) -> str: ...
-    def peers(self) -> list: ...
-    def peer(self, peer_id: int) -> Any: ...
-    def peer_at(self, host: str, port: int) -> Any: ...
+    def peers(self) -> list[PeerInfo]: ...
+    def peer(self, peer_id: int) -> PeerInfo | None: ...
+    def peer_at(self, host: str, port: int) -> PeerInfo | None: ...
     def connect(self, host: str, port: int, done: Callable[[bool], None]
                 ) -> tuple[str, int]: ...
     def cancel_connect(self) -> tuple[str, int] | None: ...
-    def terminate(self, peer_id: int) -> Any: ...
+    def terminate(self, peer_id: int) -> PeerInfo: ...
     def send(self, peer_id: int, text: str, done: Callable[[bool], None]) -> None: ...
     def my_id(self) -> str | None: ...
     def short_id(self, fingerprint: bytes) -> str: ...
-    def trust_peer(self, peer_id: int, name: str | None) -> Any: ...
-    def untrust(self, name: str) -> Any: ...
-    def trusted(self) -> list: ...
-    def send_to_all(self, text: str, done: Callable[[int, list], None]) -> None: ...
+    def trust_peer(self, peer_id: int, name: str | None) -> TrustedEntry: ...
+    def untrust(self, name: str) -> TrustedEntry: ...
+    def trusted(self) -> Sequence[TrustedEntry]: ...
+    def send_to_all(self, text: str, done: Callable[[int, list[PeerInfo]], None]) -> None: ...
     def set_name(self, name: str | None) -> int: ...
+    def shutdown(self, done: Callable[[], None]) -> int: ...
 
 
 @dataclass
@@ -60,8 +85,8 @@ class Context:
     """Everything a running command may use."""
 
     node: NodeAPI
-    console: Any
-    registry: Any
+    console: Console
+    registry: CommandRegistry
     # Returns a function that releases the command queue: call ``hold()`` when
     # the command finishes later (a connect in flight, a send that waits).
     hold: Callable[[], Callable[[], None]]
@@ -88,27 +113,20 @@ class Command:
         raise NotImplementedError
 
 
-def plural(count: int, noun: str, many: str | None = None) -> str:
-    """``1 connection``, ``2 connections``: a count and its noun, agreeing."""
-    return f"{count} {noun if count == 1 else (many or noun + 's')}"
-
-
 def parse_id(text: str) -> int:
     """A connection id as the user typed it, or a :class:`CommandError`."""
     if not text.isdigit() or not text.isascii():
-        raise CommandError(f'"{sanitize(text)}" is not a connection id; ids are the numbers '
-                           f'that "list" shows')
+        raise CommandError(words.not_an_id(text))
     return int(text)
 
 
 def parse_port(text: str) -> int:
     if not text.isdigit() or not text.isascii() or not 0 < int(text) < 65536:
-        raise CommandError(f'"{sanitize(text)}" is not a port; a port is a number from 1 '
-                           f'to 65535')
+        raise CommandError(words.not_a_port(text))
     return int(text)
 
 
-def lookup_peer(ctx: Context, text: str):
+def lookup_peer(ctx: Context, text: str) -> PeerInfo:
     """The connection the user means: an id, a name or ``ip:port``, as ``list`` shows them.
 
     A name must name one connection (compared without regard to case); names
@@ -120,25 +138,20 @@ def lookup_peer(ctx: Context, text: str):
     if sep:
         info = ctx.node.peer_at(host, parse_port(port_text))
         if info is None:
-            raise CommandError(f'no connection with {sanitize(text)}; type "list" to see the '
-                               f'connections')
+            raise CommandError(words.no_connection_at(text))
         return info
     peer_id = parse_id(text)
     info = ctx.node.peer(peer_id)
     if info is None:
-        raise CommandError(f'no connection with id {peer_id}; type "list" to see the '
-                           f'connections')
+        raise CommandError(words.no_connection_with_id(peer_id))
     return info
 
 
-def _by_name(ctx: Context, text: str):
+def _by_name(ctx: Context, text: str) -> PeerInfo:
     wanted = unicodedata.normalize("NFC", text).casefold()
     found = [p for p in ctx.node.peers() if p.name is not None and p.name.casefold() == wanted]
     if len(found) == 1:
         return found[0]
-    shown = sanitize(text)
     if not found:
-        raise CommandError(f'no connection with id or name "{shown}"; type "list" to see the '
-                           f'connections')
-    ids = ", ".join(str(p.id) for p in found)
-    raise CommandError(f'"{shown}" names {len(found)} connections (ids {ids}); use an id')
+        raise CommandError(words.no_connection_named(text))
+    raise CommandError(words.ambiguous_name(text, [p.id for p in found]))

@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+from network.outcomes import PeerInfo
 
 from .sanitize import sanitize
 
+if TYPE_CHECKING:
+    from .registry import CommandRegistry
 
-def make_completer(registry, peers: Callable[[], list]) -> Callable[[str], list[str]]:
+
+def make_completer(registry: CommandRegistry, peers: Callable[[], list[PeerInfo]]
+                   ) -> Callable[[str], list[str]]:
     """A function from the text before the cursor to the words that could come next.
 
     ``peers()`` gives the live connections when Tab is pressed (a function, not the

@@ -25,7 +25,7 @@ class Connect(Command):
         else:
             host, sep, port_text = args[0].rpartition(":")
             if not sep:
-                raise UsageError('"connect" needs more arguments')
+                raise UsageError(words.needs_more_arguments(self.name))
         port = parse_port(port_text)
         release = ctx.hold()
         try:

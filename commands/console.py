@@ -31,14 +31,14 @@ messages at worst).
 from __future__ import annotations
 
 import errno
-import os
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
-from network.outcomes import Direction
+from network.outcomes import ConnectFailed, Lost, PeerInfo, Refusal
 
 from . import words
-from .sanitize import MAX_SHOWN_CHARS, all_safe, maybe_plain_ascii, sanitize, shorten
+from .base import TrustedEntry
+from .sanitize import MAX_SHOWN_CHARS, all_safe, maybe_plain_ascii, sanitize
 
 STDOUT, STDERR = 1, 2
 # A stdout lost to these is simply gone (a closed pipe, a closed terminal): no words.
@@ -152,11 +152,9 @@ class Console:
         lost = self._out.lost
         if self._err is not self._out:
             if left and lost is None:
-                self._say_last(f"{left} bytes of output could not be written: "
-                               f"stdout is not being read")
+                self._say_last(words.output_unwritten(left))
             elif lost is not None and lost.errno not in QUIET_LOSSES:
-                self._say_last(f"could not write to stdout: "
-                               f"{lost.strerror or os.strerror(lost.errno or 0)}")
+                self._say_last(words.output_failed(lost))
         self._err.close()
 
     def _say_last(self, text: str) -> None:
@@ -165,42 +163,34 @@ class Console:
     # -- words for what the node reports (the observer interface) ------------------------
 
     def listening(self, host: str, port: int) -> None:
-        self.info(f'listening on {host}:{port}; type "help" for commands')
+        self.info(words.listening(host, port))
 
     def event(self, text: str) -> None:
         """A change in who we are connected to."""
         self.info(self._stamp() + self._style(text, EVENT))
 
-    def peer_connected(self, info) -> None:
-        if info.direction is Direction.OUTGOING:
-            text = f"connected to {words.peer(info)}"
-            if not info.speaks_protocol:
-                text += " (it is not chat.py: it gets your messages as plain lines)"
-        else:
-            text = f"{words.peer(info)} connected to you"
-            if not info.speaks_protocol:
-                text += " (a plain TCP client, not chat.py; the port is its own)"
-        self.event(text)
+    def peer_connected(self, info: PeerInfo) -> None:
+        self.event(words.connected(info))
 
-    def peer_upgraded(self, info) -> None:
-        self.event(f"{words.peer(info)} is chat.py after all (its hello came late)")
+    def peer_upgraded(self, info: PeerInfo) -> None:
+        self.event(words.upgraded(info))
 
-    def peer_renamed(self, before, after) -> None:
+    def peer_renamed(self, before: PeerInfo, after: PeerInfo) -> None:
         self.event(words.renamed(before, after))
 
-    def bad_name(self, info, text: str) -> None:
+    def bad_name(self, info: PeerInfo, text: str) -> None:
         self.notice(words.refused_name(info, text))
 
-    def peer_lost(self, info, lost) -> None:
+    def peer_lost(self, info: PeerInfo, lost: Lost) -> None:
         for line in words.lost(info, lost):
             self.event(line)
 
-    def already_connected(self, info) -> None:
-        self.notice(f"already connected to {info.host}:{info.port} as peer {info.id}")
+    def already_connected(self, info: PeerInfo) -> None:
+        self.notice(words.already_connected(info))
 
-    def messages_received(self, info, texts: list[str]) -> None:
+    def messages_received(self, info: PeerInfo, texts: list[str]) -> None:
         """Lines from one peer; the hot path of the program, so done in bulk."""
-        prefix = self._stamp() + self._style(f"message from {words.peer(info)}:", MESSAGE) + " "
+        prefix = self._stamp() + self._style(words.message_from(info), MESSAGE) + " "
         if max(map(len, texts)) <= MAX_SHOWN_CHARS:
             body = prefix + ("\n" + prefix).join(texts)
             if not self.color:
@@ -213,80 +203,78 @@ class Console:
                 self._pending.append((STDOUT, self._encode(body)))
                 return
         for text in texts:
-            self.info(prefix + shorten(sanitize(text)))
+            self.info(prefix + words.shorten(sanitize(text)))
 
-    def line_too_long(self, info, nbytes: int, limit: int) -> None:
-        self.notice(f"{words.peer(info)} sent a line longer than {limit} bytes; it was discarded")
+    def line_too_long(self, info: PeerInfo, nbytes: int, limit: int) -> None:
+        self.notice(words.line_too_long(info, limit))
 
     def connecting(self, host: str, port: int, peer_id: int) -> None:
-        hint = " (Ctrl-C to cancel)" if self.screen is not None else ""
-        self.info(f"connecting to {host}:{port} as peer {peer_id} ...{hint}")
+        self.info(words.connecting(host, port, peer_id, cancellable=self.screen is not None))
 
     def connect_cancelled(self, host: str, port: int) -> None:
-        self.info(f"cancelled the connection to {host}:{port}")
+        self.info(words.connect_cancelled(host, port))
 
-    def connect_failed(self, host: str, port: int, failed) -> None:
+    def connect_failed(self, host: str, port: int, failed: ConnectFailed) -> None:
         self.error(words.could_not_connect(host, port, failed))
 
-    def incoming_refused(self, address, refusal, count: int, limit: int) -> None:
+    def incoming_refused(self, address: str | None, refusal: Refusal, count: int,
+                         limit: int) -> None:
         self.notice(words.refused_incoming(address, refusal, count, limit))
 
-    def bad_hello(self, address: str, refusal, detail: str) -> None:
+    def bad_hello(self, address: str, refusal: Refusal, detail: str) -> None:
         self.notice(words.bad_hello(address, refusal, detail))
 
-    def identity_changed(self, address: str, trusted, shown_id) -> None:
+    def identity_changed(self, address: str, trusted: TrustedEntry,
+                         shown_id: str | None) -> None:
         for line in words.identity_changed(address, trusted, shown_id):
             self.error(line)
 
-    def untrusted_refused(self, address: str, refusal) -> None:
+    def untrusted_refused(self, address: str, refusal: Refusal) -> None:
         self.info(words.untrusted_refused(address, refusal))
 
-    def accept_paused(self, errno, retry_s: float) -> None:
-        self.notice(f"cannot accept new connections for now ({words.errno_words(errno)}); "
-                  f"trying again in {retry_s:g} s")
+    def accept_paused(self, errno: int | None, retry_s: float) -> None:
+        self.notice(words.accept_paused(errno, retry_s))
 
     # -- words for command results ---------------------------------------------------------
 
-    def sent(self, info, text: str) -> None:
-        self.notice(f"{self._style(f'sent to {words.peer(info)}:', SENT)} {text}")
+    def sent(self, info: PeerInfo, text: str) -> None:
+        self.notice(f"{self._style(words.sent_to(info), SENT)} {text}")
 
-    def sent_to_all(self, count: int, missed: list, text: str) -> None:
+    def sent_to_all(self, count: int, missed: list[PeerInfo], text: str) -> None:
         if len(missed) == count:
-            self.error(f"the message was not sent: {words.plural(count, 'connection')} closed first")
+            self.error(words.sent_to_nobody(count))
         else:
             self.notice(f"{self._style(words.sent_to_all(count, missed), SENT)} {text}")
 
-    def terminated(self, info) -> None:
-        self.event(f"closed the connection to {words.peer(info)}")
+    def terminated(self, info: PeerInfo) -> None:
+        self.event(words.terminated(info))
 
-    def peer_table(self, peers: list, short_id=None) -> None:
+    def peer_table(self, peers: list[PeerInfo],
+                   short_id: Callable[[bytes], str] | None = None) -> None:
         if not peers:
-            self.info('no connections; open one with "connect <ip> <port>"')
+            self.info(words.NO_CONNECTIONS)
             return
-        rows = [("id", "name", "IP address", "port", "connection", "trust")]
+        rows = [words.PEER_TABLE_HEADINGS]
         for p in peers:
-            how = "you connected" if p.direction is Direction.OUTGOING else "it connected"
-            if not p.speaks_protocol:
-                how += ", not chat.py"
-            name = "-" if p.name is None else sanitize(p.name)
-            rows.append((str(p.id), name, p.host, str(p.port), how,
+            rows.append((str(p.id), words.name_column(p), p.host, str(p.port),
+                         words.who_connected(p),
                          words.security(p, short_id or (lambda fp: fp.hex()[:7]))))
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         for r in rows:
             self.info(f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  "
                       f"{r[3]:>{widths[3]}}  {r[4]:<{widths[4]}}  {r[5]}")
 
-    def trusted(self, info, entry) -> None:
-        self.event(f"you trust {words.peer(info)} as {sanitize(entry.name)} (ID {entry.id})")
+    def trusted(self, info: PeerInfo, entry: TrustedEntry) -> None:
+        self.event(words.trusted(info, entry))
 
-    def untrusted(self, entry) -> None:
-        self.event(f"you no longer trust {sanitize(entry.name)} (ID {entry.id})")
+    def untrusted(self, entry: TrustedEntry) -> None:
+        self.event(words.untrusted(entry))
 
-    def trusted_list(self, entries: list) -> None:
+    def trusted_list(self, entries: Sequence[TrustedEntry]) -> None:
         if not entries:
-            self.info('you trust nobody yet; "trust <id> <name>" trusts a connected peer')
+            self.info(words.NOBODY_TRUSTED)
             return
         width = max(len(e.name) for e in entries)
         for e in entries:
-            where = f"  last seen at {e.address[0]}:{e.address[1]}" if e.address else ""
+            where = f"  {words.last_seen(e.address)}" if e.address else ""
             self.info(f"{sanitize(e.name):<{width}}  {e.id}{where}")

@@ -17,9 +17,8 @@ class MyId(Command):
     def run(self, ctx: Context, args: list[str]) -> None:
         my_id = ctx.node.my_id()
         if my_id is None:
-            raise CommandError("no identity: connections are not encrypted (see the start-up "
-                               "notice)")
-        ctx.console.info(f"your ID: {my_id}")
+            raise CommandError(words.NO_IDENTITY)
+        ctx.console.info(words.your_id(my_id))
 
 
 class Trust(Command):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import words
 from .base import Command, Context
 
 
@@ -25,11 +26,7 @@ class MyIp(Command):
 
     def run(self, ctx: Context, args: list[str]) -> None:
         ip = ctx.node.my_ip()
-        hint = ""
-        if ip.startswith("127."):
-            hint = (" (this machine has no network address besides loopback: no other "
-                    "machine can reach this peer)")
-        ctx.console.info(f"IP address: {ip}{hint}")
+        ctx.console.info(words.my_ip(ip, loopback_only=ip.startswith("127.")))
 
 
 class MyPort(Command):
@@ -37,4 +34,4 @@ class MyPort(Command):
     summary = "show the port this peer listens on"
 
     def run(self, ctx: Context, args: list[str]) -> None:
-        ctx.console.info(f"listening port: {ctx.node.port}")
+        ctx.console.info(words.listening_port(ctx.node.port))

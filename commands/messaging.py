@@ -6,7 +6,7 @@ from network.outcomes import Refused
 
 from . import words
 from .base import Command, CommandError, Context, UsageError, lookup_peer
-from .sanitize import MAX_MESSAGE_CHARS, maybe_unsafe_char, sanitize
+from .sanitize import MAX_MESSAGE_CHARS, maybe_unsafe_char
 
 # ``send all`` goes on without waiting for a slow peer, until this many are not yet
 # confirmed (a slow peer is that many messages behind): then it waits, as ``send`` does.
@@ -38,17 +38,15 @@ class Send(Command):
 
     def run(self, ctx: Context, args: list[str]) -> None:
         if len(args) < 2:
-            raise UsageError("empty message")
+            raise UsageError(words.EMPTY_MESSAGE)
         text = args[1]
         to_all = args[0].lower() == "all"
         info = None if to_all else lookup_peer(ctx, args[0])
         if len(text) > MAX_MESSAGE_CHARS:
-            raise CommandError(f"message is {len(text)} characters long; the limit is "
-                               f"{MAX_MESSAGE_CHARS} (nothing was sent)")
+            raise CommandError(words.message_too_long(len(text), MAX_MESSAGE_CHARS))
         bad = maybe_unsafe_char(text)
         if bad is not None:
-            raise CommandError(f"messages cannot contain control characters (found {bad}); "
-                               f"nothing was sent")
+            raise CommandError(words.control_character(bad))
         if to_all:
             self._send_all(ctx, text)
             return
@@ -58,8 +56,7 @@ class Send(Command):
             if ok:
                 ctx.console.sent(info, text)
             else:
-                ctx.console.error(f"message to peer {info.id} was not sent: the connection "
-                                  f"closed first")
+                ctx.console.error(words.not_sent(info.id))
             release()
         ctx.node.send(info.id, text, done)
 
@@ -68,8 +65,7 @@ class Send(Command):
             if count:
                 ctx.console.sent_to_all(count, missed, text)
             else:
-                ctx.console.error('no connections to send to; open one with '
-                                  '"connect <ip> <port>"')
+                ctx.console.error(words.NOBODY_TO_SEND_TO)
             self._unconfirmed -= 1
             if self._release is not None and self._unconfirmed < MAX_UNCONFIRMED_BROADCASTS:
                 release, self._release = self._release, None
@@ -95,13 +91,12 @@ class Name(Command):
     def run(self, ctx: Context, args: list[str]) -> None:
         if not args:
             if ctx.node.name is None:
-                ctx.console.info('you have no name; set one with "name <name>"')
+                ctx.console.info(words.NO_NAME_OF_YOURS)
             else:
-                ctx.console.info(f"your name: {sanitize(ctx.node.name)}")
+                ctx.console.info(words.your_name(ctx.node.name))
             return
         try:
             told = ctx.node.set_name(args[0])
         except Refused as exc:
             raise CommandError(words.bad_name(args[0], exc)) from None
-        also = f" (told {words.plural(told, 'chat.py peer')})" if told else ""
-        ctx.console.info(f"you are now known as {sanitize(ctx.node.name)}{also}")
+        ctx.console.info(words.now_known_as(ctx.node.name, told))

@@ -18,9 +18,14 @@ queue up, and the bound above then pauses input too.
 from __future__ import annotations
 
 import collections
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from .base import Context
+from . import words
+from .base import Context, NodeAPI
+
+if TYPE_CHECKING:
+    from .console import Console
+    from .registry import CommandRegistry
 from .sanitize import maybe_invalid_byte
 
 MAX_QUEUED_LINES = 1000
@@ -31,8 +36,8 @@ _END = object()   # marks the end of input in the queue
 
 
 class CommandRunner:
-    def __init__(self, registry, defer: Callable[[Callable[[], None]], None],
-                 on_end_of_input: Callable[[], None], node, console,
+    def __init__(self, registry: CommandRegistry, defer: Callable[[Callable[[], None]], None],
+                 on_end_of_input: Callable[[], None], node: NodeAPI, console: Console,
                  request_exit: Callable[[], None]) -> None:
         """The runner owns the commands' context: the context hands out the runner's
         own ``hold``, so building it here breaks what would be a cycle."""
@@ -121,8 +126,7 @@ class CommandRunner:
             self._registry.dispatch(line, ctx)
         except Exception as exc:  # noqa: BLE001 - a bug must not wedge the queue
             self._held = False
-            ctx.console.error(f"internal error while running {line.split()[0]!r}: "
-                              f"{type(exc).__name__}: {exc}")
+            ctx.console.error(words.internal_error_running(line.split()[0], exc))
 
     def _run(self) -> None:
         if self._running:
@@ -144,13 +148,11 @@ class CommandRunner:
             if item is _END:
                 self._on_end_of_input()
             elif not isinstance(item, str):
-                ctx.console.error(f"input line too long ({item.nbytes} bytes or more); "
-                                  f"it was ignored")
+                ctx.console.error(words.input_line_too_long(item.nbytes))
             else:
                 bad = maybe_invalid_byte(item)
                 if bad is not None:
-                    ctx.console.error(f"input is not valid UTF-8 (byte 0x{bad:02x}); "
-                                      f"the line was ignored")
+                    ctx.console.error(words.invalid_utf8(bad))
                 else:
                     self._dispatch(item, ctx)
         if self._input_paused and len(self._queue) <= RESUME_QUEUED_LINES:

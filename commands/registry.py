@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import difflib
 
-from .base import Command, CommandError, Context, UsageError, plural
+from . import words
+from .base import Command, CommandError, Context, UsageError
 
 
 class CommandRegistry:
@@ -43,8 +44,8 @@ class CommandRegistry:
         else:
             args = rest.split()
         if not command.min_args <= len(args) <= command.max_args:
-            raise UsageError(f"{self._arity_message(command, len(args))}; "
-                             f"usage: {command.synopsis}")
+            raise UsageError(words.with_usage(self._arity_message(command, len(args)),
+                                              command.synopsis))
         return command, args
 
     def dispatch(self, line: str, ctx: Context) -> None:
@@ -63,23 +64,21 @@ class CommandRegistry:
         try:
             command.run(ctx, args)
         except UsageError as exc:
-            ctx.console.error(f"{exc}; usage: {command.synopsis}")
+            ctx.console.error(words.with_usage(str(exc), command.synopsis))
         except CommandError as exc:
             ctx.console.error(str(exc))
 
     def _unknown(self, name: str) -> str:
-        shown = name if len(name) <= 30 else name[:30] + "..."
         close = difflib.get_close_matches(name.lower(), self.names(), n=1)
-        hint = f'did you mean "{close[0]}"? ' if close else ""
-        return f'unknown command "{shown}"; {hint}type "help" to see the commands'
+        return words.unknown_command(name, close[0] if close else None)
 
     @staticmethod
     def _arity_message(command: Command, given: int) -> str:
         if given < command.min_args:
-            return f'"{command.name}" needs more arguments'
+            return words.needs_more_arguments(command.name)
         if command.max_args == 0:
-            return f'"{command.name}" takes no arguments'
-        return f'"{command.name}" takes at most {plural(command.max_args, "argument")}'
+            return words.takes_no_arguments(command.name)
+        return words.takes_at_most(command.name, command.max_args)
 
     # -- help -------------------------------------------------------------------------------
 
@@ -92,18 +91,18 @@ class CommandRegistry:
 
     def help_lines(self) -> list[str]:
         width = max(len(self._help_synopsis(c)) for c in self)
-        lines = ["commands:"]
+        lines = [words.HELP_HEADING]
         lines += [f"  {self._help_synopsis(c):<{width}}  {c.summary}" for c in self]
-        lines.append('type "help <command>" for more about one command')
+        lines.append(words.HELP_FOOTER)
         return lines
 
     def help_for(self, name: str) -> list[str]:
         command = self.get(name.lower())
         if command is None:
             raise CommandError(self._unknown(name))
-        lines = [f"usage: {command.synopsis}", f"  {command.summary}"]
+        lines = [words.usage(command.synopsis), f"  {command.summary}"]
         if command.aliases:
-            lines.append(f"  also: {', '.join(command.aliases)}")
+            lines.append(f"  {words.also(command.aliases)}")
         if command.details:
             lines += [f"  {line}" for line in command.details.splitlines()]
         return lines

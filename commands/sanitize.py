@@ -69,12 +69,6 @@ def all_safe(texts: list[str]) -> bool:
             or all(map(str.isprintable, texts)))
 
 
-def shorten(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]} [cut: {len(text) - limit} more characters]"
-
-
 def maybe_unsafe_char(text: str) -> str | None:
     """The first character of ``text`` we refuse to send, escaped, or ``None``."""
     match = _UNSAFE.search(text)

@@ -10,14 +10,20 @@
   signals, or a closed stdout.
 
 Neither knows sockets or terminals: the codec, editor, screen and node come
-in from ``chat.py`` and are used through their methods only.
+in from ``chat.py`` and are used through their methods only (and the
+editor's events, which are plain data).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from .base import plural
+from . import words
+from .base import NodeAPI
+from .terminal.lineedit import Choices, ClearScreen, EndOfInput, Interrupt, LineEntered
+
+if TYPE_CHECKING:
+    from .console import Console
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 SIGNAL_EXIT_BASE = 128          # a signal's exit status is 128 + its number, as shells report
@@ -33,7 +39,7 @@ class Session:
     """The one way out: goodbye to every peer, flush, stop; never longer than ``grace_s``
     (how long exit waits for peers and for stdout to take our words)."""
 
-    def __init__(self, node, console, stop_loop: Callable[[], None], stay: bool,
+    def __init__(self, node: NodeAPI, console: Console, stop_loop: Callable[[], None], stay: bool,
                  call_later: Callable[..., object], grace_s: float) -> None:
         self._node = node
         self._console = console
@@ -58,8 +64,7 @@ class Session:
 
     def end_of_input(self) -> None:
         if self._stay:
-            self._console.info("end of input; still running because of --stay "
-                               "(stop with Ctrl-C or SIGTERM)")
+            self._console.info(words.STAYING)
         else:
             self._begin(EXIT_OK, passive=True)
 
@@ -85,8 +90,7 @@ class Session:
         self._call_later(self._grace_s, self._stop_loop)   # whatever peers or stdout do
         count = self._node.shutdown(done=self._peers_done)
         if not self._console.output_closed:
-            self._console.info(f"exiting: closing {plural(count, 'connection')}" if count
-                               else "exiting")
+            self._console.info(words.exiting(count))
 
     def _peers_done(self) -> None:
         self._console.when_flushed(self._stop_loop)
@@ -109,7 +113,7 @@ class LineInput:
         self._runner.end_of_input()
 
 
-def cancel_pending_connect(node, console) -> bool:
+def cancel_pending_connect(node: NodeAPI, console: Console) -> bool:
     """Ctrl-C at a terminal while a connect is in flight: give that one up, nothing more.
 
     Returns False when there was none (Ctrl-C then means what it always does).
@@ -149,18 +153,17 @@ class KeyInput:
 
     def _keys(self, data: bytes) -> None:
         for event in self._editor.feed(data):
-            kind = event[0]
-            if kind == "line":
+            if isinstance(event, LineEntered):
                 self._console.flush()             # what came before stays above it
-                self._screen.commit_line(event[1])
-                self._runner.submit([event[1]])
-            elif kind == "eof":
+                self._screen.commit_line(event.text)
+                self._runner.submit([event.text])
+            elif isinstance(event, EndOfInput):
                 self._runner.end_of_input()
-            elif kind == "interrupt":
+            elif isinstance(event, Interrupt):
                 self._interrupt()
-            elif kind == "choices":
-                self._console.info("  ".join(event[1]))
-            elif kind == "clear-screen":
+            elif isinstance(event, Choices):
+                self._console.info("  ".join(event.options))
+            elif isinstance(event, ClearScreen):
                 self._console.flush()
                 self._screen.clear_screen()
 

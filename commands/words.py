@@ -1,22 +1,34 @@
-"""Sentences for what the network reports: the one place outcomes become words.
+"""Every sentence a user reads: the one place outcomes and mistakes become words.
 
 The network side reports Enums and numbers (``network.outcomes``); the
 console asks this module how to say them. Anything in them that came from
 outside (a peer's refusal words, a malformed hello's detail) passes the
 sanitiser here, before it can reach a terminal.
+
+The rest of the user side asks here too: the commands raise
+``CommandError(words.something(...))``, the registry, the queue and the session
+say their lines with it, and ``chat.py`` its start-up errors. The console only
+lays lines out (labels' colours, the time, the prompt, tables); nobody else
+composes a sentence (``tests/test_words.py`` checks it). Only help stays where it
+is, as data: the commands' ``usage``, ``summary`` and ``details`` (so that ``help``
+survives ``python -OO`` and comes from one place) and the option help of
+``chat.py``'s argument parser.
 """
 
 from __future__ import annotations
 
 import errno as errnos
 import os
+from typing import TYPE_CHECKING, Callable
 
-from network.outcomes import (CloseReason, ConnectFailed, Failure, IdentityProblem,
-                              IdentityUnavailable, Lost, NameProblem, Refusal, Refused,
-                              TrustError, TrustProblem)
+from network.outcomes import (CloseReason, ConnectFailed, Direction, Failure, IdentityProblem,
+                              IdentityUnavailable, Lost, NameProblem, PeerInfo, Refusal,
+                              Refused, TrustError, TrustProblem)
 
-from .base import plural
-from .sanitize import sanitize, shorten
+from .sanitize import MAX_SHOWN_CHARS, sanitize
+
+if TYPE_CHECKING:
+    from .base import TrustedEntry
 
 _ERRNO_WORDS = {
     errnos.ECONNREFUSED: "connection refused (nothing is listening on that port)",
@@ -46,7 +58,19 @@ def errno_words(code: int | None) -> str:
     return _ERRNO_WORDS.get(code) or os.strerror(code)
 
 
-def peer(info) -> str:
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 connection``, ``2 connections``: a count and its noun, agreeing."""
+    return f"{count} {noun if count == 1 else (many or noun + 's')}"
+
+
+def shorten(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]} [cut: {len(text) - limit} more characters]"
+
+
+def peer(info: PeerInfo) -> str:
     """How a connection is named everywhere: ``peer 3 alice (10.0.0.7:9090)``.
 
     ``alice`` is what it calls itself: a label, not proof. A peer whose identity
@@ -61,7 +85,7 @@ def peer(info) -> str:
     return f"peer {info.id} {sanitize(info.name)} ({info.address})"
 
 
-def security(info, short_id) -> str:
+def security(info: PeerInfo, short_id: Callable[[bytes], str]) -> str:
     """The list's trust column: plain, encrypted, or our name for the identity."""
     if not getattr(info, "fingerprint", None):
         return "plain"
@@ -87,18 +111,18 @@ def bad_name(text: str, refused: Refused) -> str:
     return f'"{shorten(sanitize(text), 40)}" cannot be a name: {why}; {NAME_RULE}'
 
 
-def renamed(before, after) -> str:
+def renamed(before: PeerInfo, after: PeerInfo) -> str:
     if after.name is None:
         return f"{peer(before)} no longer has a name"
     return f"{peer(before)} is now known as {sanitize(after.name)}"
 
 
-def refused_name(info, text: str) -> str:
+def refused_name(info: PeerInfo, text: str) -> str:
     return (f'{peer(info)} announced "{sanitize(text)}" as its name; that is not a name, so '
             f"it is shown without one")
 
 
-def sent_to_all(count: int, missed: list) -> str:
+def sent_to_all(count: int, missed: list[PeerInfo]) -> str:
     """The one confirmation of ``send all`` (before the text)."""
     if not missed:
         return f"sent to {plural(count, 'connection')}:"
@@ -177,7 +201,7 @@ def could_not_connect(host: str, port: int, failed: ConnectFailed) -> str:
     return f"could not connect to {host}:{port}: {reason}"
 
 
-def lost(info, outcome: Lost) -> list[str]:
+def lost(info: PeerInfo, outcome: Lost) -> list[str]:
     """The lines that say a connection ended (and what it took with it)."""
     who = peer(info)
     reason = outcome.reason
@@ -227,7 +251,7 @@ def bad_hello(address: str, refusal: Refusal, detail: str) -> str:
     return f"refused a connection from {address}: it {what}"
 
 
-def identity_changed(address: str, trusted, shown_id: str | None) -> list[str]:
+def identity_changed(address: str, trusted: TrustedEntry, shown_id: str | None) -> list[str]:
     """SSH's warning, in our words: a trusted peer's address answers with another key."""
     now = f"ID {shown_id}" if shown_id else "no identity at all (plain)"
     return [f"WARNING: IDENTITY CHANGED for {sanitize(trusted.name)} at {address}!",
@@ -241,7 +265,7 @@ def untrusted_refused(address: str, refusal: Refusal) -> str:
     return f"refused a connection from {address}: {refusal_reason(refusal)}"
 
 
-def trust_problem(exc: TrustError, info=None) -> str:
+def trust_problem(exc: TrustError, info: PeerInfo | None = None) -> str:
     problem = exc.problem
     if problem is TrustProblem.NO_IDENTITY:
         who = peer(info) if info is not None else "that connection"
@@ -268,3 +292,296 @@ def identity_unavailable(exc: IdentityUnavailable) -> str:
            IdentityProblem.DAMAGED: f"the identity files are damaged: {sanitize(exc.detail)}"
            }[exc.problem]
     return f"no identity ({why}); connections will not be encrypted"
+
+
+# -- what the node reports, beyond the above (the console's observer) ------------------
+
+def listening(host: str, port: int) -> str:
+    return f'listening on {host}:{port}; type "help" for commands'
+
+
+def connected(info: PeerInfo) -> str:
+    """A connection is established: with whom, who opened it, and whether it is chat.py."""
+    if info.direction is Direction.OUTGOING:
+        text = f"connected to {peer(info)}"
+        if not info.speaks_protocol:
+            text += " (it is not chat.py: it gets your messages as plain lines)"
+    else:
+        text = f"{peer(info)} connected to you"
+        if not info.speaks_protocol:
+            text += " (a plain TCP client, not chat.py; the port is its own)"
+    return text
+
+
+def upgraded(info: PeerInfo) -> str:
+    return f"{peer(info)} is chat.py after all (its hello came late)"
+
+
+def already_connected(info: PeerInfo) -> str:
+    return f"already connected to {info.host}:{info.port} as peer {info.id}"
+
+
+def message_from(info: PeerInfo) -> str:
+    """The label of every message a peer sent (its text follows, sanitised)."""
+    return f"message from {peer(info)}:"
+
+
+def line_too_long(info: PeerInfo, limit: int) -> str:
+    return f"{peer(info)} sent a line longer than {limit} bytes; it was discarded"
+
+
+def connecting(host: str, port: int, peer_id: int, cancellable: bool) -> str:
+    """``cancellable``: at a terminal, where Ctrl-C gives the connect up."""
+    hint = " (Ctrl-C to cancel)" if cancellable else ""
+    return f"connecting to {host}:{port} as peer {peer_id} ...{hint}"
+
+
+def connect_cancelled(host: str, port: int) -> str:
+    return f"cancelled the connection to {host}:{port}"
+
+
+def accept_paused(errno: int | None, retry_s: float) -> str:
+    return (f"cannot accept new connections for now ({errno_words(errno)}); "
+            f"trying again in {retry_s:g} s")
+
+
+# -- what the commands answer ----------------------------------------------------------
+
+def sent_to(info: PeerInfo) -> str:
+    """The label of a confirmed ``send`` (the text follows)."""
+    return f"sent to {peer(info)}:"
+
+
+def sent_to_nobody(count: int) -> str:
+    """``send all`` when every one of the ``count`` connections closed before it had it."""
+    return f"the message was not sent: {plural(count, 'connection')} closed first"
+
+
+def not_sent(peer_id: int) -> str:
+    return f"message to peer {peer_id} was not sent: the connection closed first"
+
+
+NOBODY_TO_SEND_TO = 'no connections to send to; open one with "connect <ip> <port>"'
+
+
+def terminated(info: PeerInfo) -> str:
+    return f"closed the connection to {peer(info)}"
+
+
+NO_CONNECTIONS = 'no connections; open one with "connect <ip> <port>"'
+# The head of the ``list`` table; ``name_column``, ``who_connected`` and ``security``
+# fill its columns.
+PEER_TABLE_HEADINGS = ("id", "name", "IP address", "port", "connection", "trust")
+
+
+def name_column(info: PeerInfo) -> str:
+    return "-" if info.name is None else sanitize(info.name)
+
+
+def who_connected(info: PeerInfo) -> str:
+    """The list's connection column: who opened it, and whether it is chat.py."""
+    how = "you connected" if info.direction is Direction.OUTGOING else "it connected"
+    if not info.speaks_protocol:
+        how += ", not chat.py"
+    return how
+
+
+def trusted(info: PeerInfo, entry: TrustedEntry) -> str:
+    return f"you trust {peer(info)} as {sanitize(entry.name)} (ID {entry.id})"
+
+
+def untrusted(entry: TrustedEntry) -> str:
+    return f"you no longer trust {sanitize(entry.name)} (ID {entry.id})"
+
+
+NOBODY_TRUSTED = 'you trust nobody yet; "trust <id> <name>" trusts a connected peer'
+
+
+def last_seen(address: tuple[str, int]) -> str:
+    return f"last seen at {address[0]}:{address[1]}"
+
+
+NO_IDENTITY = "no identity: connections are not encrypted (see the start-up notice)"
+
+
+def your_id(my_id: str) -> str:
+    return f"your ID: {my_id}"
+
+
+def my_ip(ip: str, loopback_only: bool) -> str:
+    """``loopback_only``: the machine has no other address, so nobody else can reach it."""
+    hint = (" (this machine has no network address besides loopback: no other "
+            "machine can reach this peer)") if loopback_only else ""
+    return f"IP address: {ip}{hint}"
+
+
+def listening_port(port: int) -> str:
+    return f"listening port: {port}"
+
+
+NO_NAME_OF_YOURS = 'you have no name; set one with "name <name>"'
+
+
+def your_name(name: str) -> str:
+    return f"your name: {sanitize(name)}"
+
+
+def now_known_as(name: str, told: int) -> str:
+    """``told``: how many chat.py peers were told the new name."""
+    also = f" (told {plural(told, 'chat.py peer')})" if told else ""
+    return f"you are now known as {sanitize(name)}{also}"
+
+
+# -- what the user got wrong -------------------------------------------------------------
+
+def not_an_id(text: str) -> str:
+    return (f'"{sanitize(text)}" is not a connection id; ids are the numbers '
+            f'that "list" shows')
+
+
+def not_a_port(text: str) -> str:
+    return f'"{sanitize(text)}" is not a port; a port is a number from 1 to 65535'
+
+
+def no_connection_at(text: str) -> str:
+    """No connection to the peer listening at ``text`` (``ip:port``)."""
+    return f'no connection with {sanitize(text)}; type "list" to see the connections'
+
+
+def no_connection_with_id(peer_id: int) -> str:
+    return f'no connection with id {peer_id}; type "list" to see the connections'
+
+
+def no_connection_named(text: str) -> str:
+    return (f'no connection with id or name "{sanitize(text)}"; type "list" to see the '
+            f'connections')
+
+
+def ambiguous_name(text: str, ids: list[int]) -> str:
+    """Several connections announce the name ``text``."""
+    return (f'"{sanitize(text)}" names {len(ids)} connections '
+            f'(ids {", ".join(map(str, ids))}); use an id')
+
+
+EMPTY_MESSAGE = "empty message"
+
+
+def message_too_long(length: int, limit: int) -> str:
+    return f"message is {length} characters long; the limit is {limit} (nothing was sent)"
+
+
+def control_character(shown: str) -> str:
+    """``shown``: the first character refused, escaped."""
+    return f"messages cannot contain control characters (found {shown}); nothing was sent"
+
+
+# -- the registry: mistakes in a command line, and help ------------------------------------
+
+def unknown_command(name: str, suggestion: str | None) -> str:
+    """``suggestion``: a command whose name is close to ``name``, if there is one."""
+    shown = name if len(name) <= 30 else name[:30] + "..."
+    hint = f'did you mean "{suggestion}"? ' if suggestion else ""
+    return f'unknown command "{shown}"; {hint}type "help" to see the commands'
+
+
+def needs_more_arguments(command: str) -> str:
+    return f'"{command}" needs more arguments'
+
+
+def takes_no_arguments(command: str) -> str:
+    return f'"{command}" takes no arguments'
+
+
+def takes_at_most(command: str, count: int) -> str:
+    return f'"{command}" takes at most {plural(count, "argument")}'
+
+
+def with_usage(message: str, synopsis: str) -> str:
+    """A usage error: what was wrong, then how the command is typed."""
+    return f"{message}; usage: {synopsis}"
+
+
+HELP_HEADING = "commands:"
+HELP_FOOTER = 'type "help <command>" for more about one command'
+
+
+def usage(synopsis: str) -> str:
+    return f"usage: {synopsis}"
+
+
+def also(aliases) -> str:
+    """The other words for a command (``quit`` for ``exit``)."""
+    return f"also: {', '.join(aliases)}"
+
+
+# -- input, and the way out ----------------------------------------------------------------
+
+def input_line_too_long(nbytes: int) -> str:
+    return f"input line too long ({nbytes} bytes or more); it was ignored"
+
+
+def invalid_utf8(byte: int) -> str:
+    return f"input is not valid UTF-8 (byte 0x{byte:02x}); the line was ignored"
+
+
+def internal_error_running(command: str, exc: Exception) -> str:
+    """A bug in a command (``command``: the first word of its line), said in one line."""
+    return f"internal error while running {command!r}: {type(exc).__name__}: {exc}"
+
+
+STAYING = "end of input; still running because of --stay (stop with Ctrl-C or SIGTERM)"
+
+
+def exiting(count: int) -> str:
+    """``count``: the connections being closed."""
+    return f"exiting: closing {plural(count, 'connection')}" if count else "exiting"
+
+
+def output_unwritten(nbytes: int) -> str:
+    return f"{nbytes} bytes of output could not be written: stdout is not being read"
+
+
+def output_failed(exc: OSError) -> str:
+    return f"could not write to stdout: {exc.strerror or os.strerror(exc.errno or 0)}"
+
+
+# -- start-up (chat.py) ----------------------------------------------------------------------
+
+def invalid_port(text: str) -> str:
+    return f"invalid port {text!r}: use a number from 1 to 65535 (0 picks a free port)"
+
+
+def invalid_duration(text: str) -> str:
+    return f"invalid duration {text!r}: use a number of seconds greater than 0"
+
+
+def invalid_number(text: str, least: int) -> str:
+    return f"invalid number {text!r}: use a whole number >= {least}"
+
+
+def invalid_address(text: str, problem: str) -> str:
+    """``problem``: the value of a ``reactor.netutil`` address problem."""
+    return f"invalid address {text!r}: {address_problem(problem)}"
+
+
+def cannot_listen(exc: OSError, host: str, port: int) -> str:
+    if exc.errno == errnos.EADDRINUSE:
+        return f"port {port} is already in use; pick another port, or 0 for any free one"
+    if exc.errno == errnos.EACCES:
+        return f"not allowed to listen on port {port} (ports below 1024 need root)"
+    if exc.errno == errnos.EADDRNOTAVAIL:
+        return f"cannot listen on {host}: no interface of this machine has that address"
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+def trust_line_skipped(path, number: int, problem: TrustProblem) -> str:
+    """A line of the trust file (``path``) that is not understood, and is kept."""
+    return f"{path}, line {number}: not understood ({problem.value}); left as it is"
+
+
+NO_WINDOWS = ("Windows is not supported (select() there works on sockets only, not on the "
+              "console); use WSL")
+
+
+def internal_error(exc: Exception) -> str:
+    return f"internal error: {type(exc).__name__}: {exc}"

@@ -345,7 +345,7 @@ def test_myip_on_a_machine_with_loopback_only_says_nobody_else_can_reach_it(h):
 
 
 def test_plurals_agree_with_their_counts():
-    from commands.base import plural
+    from commands.words import plural
     assert plural(1, "connection") == "1 connection"
     assert plural(2, "connection") == "2 connections"
     assert plural(0, "argument") == "0 arguments"

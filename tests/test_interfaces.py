@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import inspect
 
-from commands.base import NodeAPI
+from commands.base import NodeAPI, TrustedEntry
 from commands.console import Console
 from network.node import Node, Observer
+from network.trust import TrustedPeer
 
 
 def methods(protocol) -> dict:
@@ -40,4 +41,16 @@ def test_the_node_offers_every_verb_the_commands_use():
         offered = getattr(Node, name, None)
         assert callable(offered), f"Node lacks {name}"
         assert parameters(offered)[:len(parameters(method))] == parameters(method), name
-    assert "port" in NodeAPI.__annotations__ and isinstance(Node.port, property)
+    assert isinstance(NodeAPI.port, property) and isinstance(Node.port, property)
+    assert "name" in NodeAPI.__annotations__
+
+
+def test_a_trusted_peer_has_the_shape_the_commands_describe():
+    """The commands may not import network.trust: they describe its entries by a Protocol."""
+    wanted = [name for name, member in vars(TrustedEntry).items()
+              if isinstance(member, property)]
+    assert sorted(wanted) == ["address", "fingerprint", "id", "name"]
+    entry = TrustedPeer(b"\x01" * 32, "alice", ("10.0.0.5", 8080))
+    for name in wanted:
+        assert hasattr(entry, name), f"TrustedPeer lacks {name}"
+    assert isinstance(entry.id, str) and isinstance(entry.fingerprint, bytes)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from commands.terminal.lineedit import LineEditor, text_width
+from commands.terminal.lineedit import (Choices, ClearScreen, EndOfInput, Interrupt,
+                                        LineEditor, LineEntered, text_width)
 from commands.terminal.screen import Screen
 
 LEFT, RIGHT, UP, DOWN = b"\x1b[D", b"\x1b[C", b"\x1b[A", b"\x1b[B"
@@ -23,7 +24,7 @@ def test_insert_move_and_delete():
     assert typed(e, b"\x02\x02\x0b") == ([], "Xel", 3)       # Ctrl-B twice, Ctrl-K
     assert typed(e, b"\x02\x15") == ([], "l", 0)             # Ctrl-U
     assert typed(e, b"\x06\x06\x06") == ([], "l", 1)         # Ctrl-F stops at the end
-    assert typed(e, b"\r") == ([("line", "l")], "", 0)
+    assert typed(e, b"\r") == ([LineEntered("l")], "", 0)
 
 
 def test_alternative_home_end_sequences_and_unknown_ones():
@@ -58,10 +59,10 @@ def test_split_utf8_and_split_escape_sequences():
 def test_ctrl_c_and_ctrl_d():
     e = LineEditor()
     assert e.feed(b"abc\x03") == [] and e.buffer == ""        # clears a non-empty line
-    assert e.feed(b"\x03") == [("interrupt",)]
+    assert e.feed(b"\x03") == [Interrupt()]
     assert e.feed(b"ab\x01\x04") == [] and e.buffer == "b"    # deletes under the cursor
     assert e.feed(b"\x04") == [] and e.buffer == ""
-    assert e.feed(b"\x04") == [("eof",)]
+    assert e.feed(b"\x04") == [EndOfInput()]
 
 
 def test_history_walks_and_keeps_the_draft():
@@ -77,7 +78,7 @@ def test_history_walks_and_keeps_the_draft():
     assert e.buffer == "two"
     e.feed(DOWN)
     assert e.buffer == "draft"
-    assert e.feed(b"\x10\r") == [("line", "two")]  # Ctrl-P
+    assert e.feed(b"\x10\r") == [LineEntered("two")]  # Ctrl-P
 
 
 def test_tab_completion_of_names_and_a_second_tab_lists_them():
@@ -91,10 +92,10 @@ def test_tab_completion_of_names_and_a_second_tab_lists_them():
     e = LineEditor(complete)
     assert e.feed(b"se\t") == [] and e.buffer == "send "
     assert e.feed(b"1\t") == [] and e.buffer == "send 1"       # 1 or 12: nothing to add
-    assert e.feed(b"\t") == [("choices", ["1", "12"])]
+    assert e.feed(b"\t") == [Choices(("1", "12"))]
     e.feed(b"\x15my\t")
     assert e.buffer == "my"
-    assert e.feed(b"\t") == [("choices", ["myip", "myport"])]
+    assert e.feed(b"\t") == [Choices(("myip", "myport"))]
     e.feed(b"p\t")
     assert e.buffer == "myport "
 
@@ -182,19 +183,19 @@ def test_a_bracketed_paste_lands_in_the_line_and_runs_nothing():
     assert buffer == "> send 1 hi exit next col xred!" and cursor == len(buffer)
     # Pasted in the middle, wide characters kept; Enter after the paste runs the line.
     assert every_way(b"ab\x02\x1b[200~" + "日本".encode() + b"\x1b[201~\r") == \
-        ([("line", "a日本b")], "", 0)
+        ([LineEntered("a日本b")], "", 0)
     # A paste that never ends keeps everything as text, an ESC[ that is not the end too.
     assert every_way(b"\x1b[200~a\x1b[20xb\x1b[2")[1] == "ab"
 
 
 def test_ctrl_l_and_the_interrupt_hook():
-    assert every_way(b"ab\x0c") == ([("clear-screen",)], "ab", 2)
+    assert every_way(b"ab\x0c") == ([ClearScreen()], "ab", 2)
     taken = []
     e = LineEditor(on_interrupt=lambda: taken.append(1) or True)
     assert e.feed(b"abc\x03") == [] and e.buffer == "abc" and taken == [1]  # only the hook ran
     e = LineEditor(on_interrupt=lambda: False)
     assert e.feed(b"abc\x03") == [] and e.buffer == ""
-    assert e.feed(b"\x03") == [("interrupt",)]
+    assert e.feed(b"\x03") == [Interrupt()]
 
 
 # -- cost: every key linear in the line, drawing proportional to the width ----------------

@@ -127,3 +127,26 @@ def test_stay_keeps_running_after_the_end_of_input_until_a_signal():
     session.shutdown(signal_status(SIGTERM))
     clock.advance(2.0)
     assert stops == [3602.0] and session.status == 143
+
+
+def test_key_input_hands_each_editor_event_to_its_place():
+    """At a terminal: Enter, Tab Tab, Ctrl-L, Ctrl-C and Ctrl-D, each where it belongs."""
+    from commands.session import KeyInput
+    from commands.terminal.lineedit import LineEditor
+    did = []
+
+    class Recorder:
+        def __getattr__(self, name):
+            return lambda *args: did.append((name, *args))
+
+    recorder = Recorder()
+    editor = LineEditor(lambda before: ["myip", "myport"])
+    keys = KeyInput(editor, recorder, recorder, recorder,
+                    interrupt=lambda: did.append(("interrupt",)))
+    keys.data_received(b"my\t\t\x15myport\r\x0c\x03\x04")
+    assert did == [("info", "myip  myport"),
+                   ("flush",), ("commit_line", "myport"), ("submit", ["myport"]),
+                   ("flush",), ("clear_screen",),
+                   ("interrupt",),
+                   ("end_of_input",),
+                   ("refresh",)]

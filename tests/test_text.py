@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from commands.sanitize import all_safe, maybe_invalid_byte, maybe_unsafe_char, sanitize, shorten
+from commands.sanitize import all_safe, maybe_invalid_byte, maybe_unsafe_char, sanitize
+from commands.words import shorten
 
 FORBIDDEN = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]|"
                        rb"\xe2\x80[\x8e\x8f\xaa-\xae\xa8\xa9]|\xe2\x81[\xa6-\xa9]|\xd8\x9c")

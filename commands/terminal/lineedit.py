@@ -3,14 +3,15 @@
 It owns the text being typed and the cursor, the history of this run and Tab
 completion, and knows nothing of terminals or sockets: :mod:`.screen` draws
 what it holds and :mod:`.keys` turns bytes into keys. ``feed(bytes)``
-accepts input split anywhere and returns the events it completed:
+accepts input split anywhere and returns the events it completed, each a
+small frozen dataclass (an :data:`Event`):
 
-* ``("line", text)``     Enter was pressed;
-* ``("eof",)``           Ctrl-D on an empty line;
-* ``("interrupt",)``     Ctrl-C on an empty line (on a non-empty one it clears
+* ``LineEntered(text)``  Enter was pressed;
+* ``EndOfInput()``       Ctrl-D on an empty line;
+* ``Interrupt()``        Ctrl-C on an empty line (on a non-empty one it clears
   it), unless ``on_interrupt()`` took the key (a pending connect, say);
-* ``("choices", [...])`` a second Tab with several possible completions;
-* ``("clear-screen",)``  Ctrl-L.
+* ``Choices(options)``   a second Tab with several possible completions;
+* ``ClearScreen()``      Ctrl-L.
 
 Keys: printable text inserts; Left/Right (Ctrl-B/Ctrl-F), Home/End
 (Ctrl-A/Ctrl-E), Alt-b/Alt-f (a word left/right), Backspace, Delete (Ctrl-D
@@ -25,12 +26,41 @@ runs of typed or pasted text are inserted in one piece.
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Tuple, Union
 
 from .keys import KeyDecoder
 from .width import char_width, text_width  # noqa: F401 - the screen's measures, re-exported
 
-Event = tuple
+
+@dataclass(frozen=True)
+class LineEntered:
+    """Enter was pressed: ``text`` is the line as typed."""
+    text: str
+
+
+@dataclass(frozen=True)
+class EndOfInput:
+    """Ctrl-D on an empty line."""
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    """Ctrl-C on an empty line, and nobody else took it."""
+
+
+@dataclass(frozen=True)
+class Choices:
+    """A second Tab, and several completions fit: ``options``, sorted."""
+    options: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ClearScreen:
+    """Ctrl-L."""
+
+
+Event = Union[LineEntered, EndOfInput, Interrupt, Choices, ClearScreen]
 
 CTRL_A, CTRL_B, CTRL_C, CTRL_D, CTRL_E, CTRL_F = "\x01", "\x02", "\x03", "\x04", "\x05", "\x06"
 CTRL_H, TAB, LF, CTRL_K, CTRL_L, CR = "\x08", "\t", "\n", "\x0b", "\x0c", "\r"
@@ -84,7 +114,7 @@ class LineEditor:
             if line.strip() and (not self.history or self.history[-1] != line):
                 self.history.append(line)
                 del self.history[:-HISTORY_SIZE]
-            events.append(("line", line))
+            events.append(LineEntered(line))
         elif ch == TAB:
             self._complete(was_tab, events)
             self._last_was_tab = True
@@ -94,14 +124,14 @@ class LineEditor:
             if self.buffer:
                 self.clear()
             else:
-                events.append(("interrupt",))
+                events.append(Interrupt())
         elif ch == CTRL_D:
             if self.buffer:
                 self._action("delete", events)
             else:
-                events.append(("eof",))
+                events.append(EndOfInput())
         elif ch == CTRL_L:
-            events.append(("clear-screen",))
+            events.append(ClearScreen())
         else:
             action = _CONTROL_ACTIONS.get(ch)
             if action is not None:
@@ -197,7 +227,7 @@ class LineEditor:
         else:
             addition = _common_prefix(choices)[len(word):]
             if not addition and second_tab:
-                events.append(("choices", choices))
+                events.append(Choices(tuple(choices)))
         if addition:
             self._insert(addition)
 
