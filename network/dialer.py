@@ -17,7 +17,7 @@ from reactor.transport import Connector
 
 
 class Attempt:
-    __slots__ = ("ip", "port", "peer_id", "done", "connector", "entry", "deferred")
+    __slots__ = ("ip", "port", "peer_id", "done", "connector", "entry", "waiting_hellos")
 
     def __init__(self, ip: str, port: int, peer_id: int, done: Callable[[bool], None]) -> None:
         self.ip = ip
@@ -26,7 +26,7 @@ class Attempt:
         self.done = done                  # the command's callback: settled, ok or not
         self.connector: Connector | None = None    # the TCP connect, until it completes
         self.entry = None                 # then the connection's entry, until its handshake ends
-        self.deferred: list = []          # entries of incoming hellos that may be this peer
+        self.waiting_hellos: list = []    # entries of incoming hellos that may be this peer
 
     def is_for(self, entry) -> bool:
         return self.entry is entry
@@ -69,7 +69,7 @@ class Dialer:
 
     def wait_for_it(self, entry) -> None:
         """An incoming hello that may be the peer we dial: decided when we settle."""
-        self.attempt.deferred.append(entry)
+        self.attempt.waiting_hellos.append(entry)
 
     def is_attempt(self, entry) -> bool:
         return self.attempt is not None and self.attempt.entry is entry
@@ -87,5 +87,5 @@ class Dialer:
         if self.attempt is not attempt:
             return None
         self.attempt = None
-        waited, attempt.deferred = attempt.deferred, []
+        waited, attempt.waiting_hellos = attempt.waiting_hellos, []
         return waited
