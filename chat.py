@@ -71,12 +71,13 @@ def program_name() -> str:
 
 
 def _host(text: str) -> str:
+    from network.node import address_problem
     from reactor.netutil import AddressError, resolve_ipv4
     try:
         return resolve_ipv4(text)
     except AddressError as exc:
         raise argparse.ArgumentTypeError(
-            words.invalid_address(text, exc.problem.value)) from None
+            words.invalid_address(text, address_problem(exc))) from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,9 +95,9 @@ def _name(text: str) -> str | None:
     try:
         return check_name(text)
     except BadName as exc:
-        from network.outcomes import Refusal, Refused
+        from network.outcomes import Declined, Refused
         raise argparse.ArgumentTypeError(
-            words.bad_name(text, Refused(Refusal.BAD_NAME, problem=exc.problem,
+            words.bad_name(text, Refused(Declined.BAD_NAME, problem=exc.problem,
                                          detail=exc.char)))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from network.outcomes import Refusal, Refused
+from network.outcomes import Declined, Refused
 
 from . import words
 from .base import Command, CommandError, Context, UsageError, lookup_peer, parse_port
@@ -32,7 +32,7 @@ class Connect(Command):
             ip, peer_id = ctx.node.connect(host, port, lambda ok: release())
         except Refused as exc:
             release()
-            if exc.refusal is Refusal.DUPLICATE:   # not a mistake: it is there already
+            if exc.reason is Declined.DUPLICATE:   # not a mistake: it is there already
                 ctx.console.already_connected(ctx.node.peer(exc.peer_id))
                 return
             raise CommandError(words.cannot_connect(host, port, exc)) from None

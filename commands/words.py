@@ -21,9 +21,9 @@ import errno as errnos
 import os
 from typing import TYPE_CHECKING, Callable
 
-from network.outcomes import (CloseReason, ConnectFailed, Direction, Failure, IdentityProblem,
-                              IdentityUnavailable, Lost, NameProblem, PeerInfo, Refusal,
-                              Refused, TrustError, TrustProblem)
+from network.outcomes import (AddressProblem, CloseReason, ConnectFailed, Declined, Direction,
+                              Failure, IdentityProblem, IdentityUnavailable, Lost, NameProblem,
+                              PeerInfo, Refusal, Refused, TrustError, TrustProblem)
 
 from .sanitize import MAX_SHOWN_CHARS, sanitize
 
@@ -43,12 +43,13 @@ _ERRNO_WORDS = {
 }
 
 _ADDRESS_PROBLEMS = {
-    "ipv6": "that is an IPv6 address; only IPv4 is supported for now",
-    "bad number": "not a valid IPv4 address (four numbers from 0 to 255, like 192.168.1.5)",
-    "not an address": "not an IP address",
-    "unknown host": "unknown host; use a numeric IPv4 address such as 192.168.1.5 (names are "
-                    "looked up only in /etc/hosts, never in DNS)",
-    "unusable": "that is not an address a peer can have",
+    AddressProblem.IPV6: "that is an IPv6 address; only IPv4 is supported for now",
+    AddressProblem.BAD_NUMBER: "not a valid IPv4 address (four numbers from 0 to 255, like "
+                               "192.168.1.5)",
+    AddressProblem.NOT_AN_ADDRESS: "not an IP address",
+    AddressProblem.UNKNOWN_HOST: "unknown host; use a numeric IPv4 address such as 192.168.1.5 "
+                                 "(names are looked up only in /etc/hosts, never in DNS)",
+    AddressProblem.UNUSABLE: "that is not an address a peer can have",
 }
 
 
@@ -133,18 +134,36 @@ def sent_to_all(count: int, missed: list[PeerInfo]) -> str:
     return f"sent to {count - len(missed)} of {plural(count, 'connection')} (not to {who}: {closed}):"
 
 
-def address_problem(value: str) -> str:
-    return _ADDRESS_PROBLEMS.get(value, value)
+def address_problem(problem: AddressProblem) -> str:
+    return _ADDRESS_PROBLEMS[problem]
 
 
-def refusal_reason(refusal: Refusal | None, limit: int = 0, peer_id: int = 0,
-                   detail: str = "", ours: bool = True) -> str:
-    """Why a connection cannot be (``ours``: our own limits; else: what the peer said)."""
+def declined_reason(refused: Refused) -> str:
+    """Why our node would not even try (a verb's :class:`Refused`)."""
+    reason = refused.reason
+    if reason is Declined.SELF:
+        return "that is this peer itself"
+    if reason is Declined.DUPLICATE:
+        return f"already connected to it as peer {refused.peer_id}"
+    if reason is Declined.FULL:
+        return f"already at the limit of {plural(refused.limit, 'connection')} (see --max-peers)"
+    if reason is Declined.ADDRESS:
+        return address_problem(refused.address)
+    if reason is Declined.CONNECTING:
+        return "another connect is still in progress"
+    if reason is Declined.NO_SOCKET:
+        return f"no socket to be had ({errno_words(refused.errno)})"
+    return reason.value
+
+
+def refusal_reason(refusal: Refusal | None, limit: int = 0, detail: str = "",
+                   ours: bool = True) -> str:
+    """Why a connection cannot be (``ours``: our own rules refused it; else: what the
+    peer said, in its ``REFUSE``)."""
     if refusal is Refusal.SELF:
         return "that is this peer itself"
     if refusal is Refusal.DUPLICATE:
-        return f"already connected to it as peer {peer_id}" if peer_id else \
-            "it is already connected to you"
+        return "it is already connected to you"
     if refusal is Refusal.FULL:
         if ours:
             return f"already at the limit of {plural(limit, 'connection')} (see --max-peers)"
@@ -163,18 +182,12 @@ def refusal_reason(refusal: Refusal | None, limit: int = 0, peer_id: int = 0,
     if refusal is Refusal.DOWNGRADE:
         return ("a peer you trust is known at that address, and this one offers no "
                 "encryption" if ours else "it trusts someone else at your address")
-    if refusal is Refusal.CONNECTING:
-        return "another connect is still in progress"
-    if refusal is Refusal.NO_ROUTE:
-        return address_problem(detail)
     return f"it refused the connection ({sanitize(detail)})" if detail else \
         "it refused the connection"
 
 
 def cannot_connect(host: str, port: int, refused: Refused) -> str:
-    reason = refusal_reason(refused.refusal, refused.limit, refused.peer_id, refused.detail)
-    if refused.refusal is Refusal.NO_SOCKET:
-        reason = f"no socket to be had ({errno_words(refused.errno)})"
+    reason = declined_reason(refused)
     return f"cannot connect to {sanitize(host)}:{port}: {reason}"
 
 
@@ -223,8 +236,6 @@ def lost(info: PeerInfo, outcome: Lost) -> list[str]:
     elif reason is CloseReason.DAMAGED:
         lines = [f"dropped {who}: its encrypted stream was damaged or cut "
                  f"({sanitize(outcome.detail)}); nothing of the damaged part was shown"]
-    elif reason is CloseReason.PROTOCOL:
-        lines = [f"dropped {who}: it broke the protocol ({sanitize(outcome.detail)})"]
     elif reason in (CloseReason.TERMINATED, CloseReason.EXITING):
         lines = []
     else:
@@ -559,8 +570,7 @@ def invalid_number(text: str, least: int) -> str:
     return f"invalid number {text!r}: use a whole number >= {least}"
 
 
-def invalid_address(text: str, problem: str) -> str:
-    """``problem``: the value of a ``reactor.netutil`` address problem."""
+def invalid_address(text: str, problem: AddressProblem) -> str:
     return f"invalid address {text!r}: {address_problem(problem)}"
 
 

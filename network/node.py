@@ -63,8 +63,8 @@ from .fanout import Fanout
 from .identities import TlsEnding, judge, maybe_tls_ending, tls_words
 from .names import BadName, check_name
 from .observer import Observer
-from .outcomes import (CloseReason, ConnectFailed, Direction, Failure, Lost, PeerInfo, Refusal,
-                       Refused, TrustError, TrustProblem)
+from .outcomes import (AddressProblem, CloseReason, ConnectFailed, Declined, Direction, Failure,
+                       Lost, PeerInfo, Refusal, Refused, TrustError, TrustProblem)
 from .peer_protocol import PeerProtocol, State, Timing
 from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, HandshakeTimedOut,
                               HelloReceived, LineDiscarded, Messages, NameChanged, PeerRefused,
@@ -227,27 +227,27 @@ class Node:
         try:
             ip = resolve_ipv4(host)
         except AddressError as exc:
-            raise Refused(Refusal.NO_ROUTE, detail=exc.problem.value) from None
+            raise Refused(Declined.ADDRESS, address=address_problem(exc)) from None
         if ip == "0.0.0.0" or ip.endswith(".255"):
-            raise Refused(Refusal.NO_ROUTE, detail="unusable")
+            raise Refused(Declined.ADDRESS, address=AddressProblem.UNUSABLE)
         if self._dialer.attempt is not None:
-            raise Refused(Refusal.CONNECTING)
+            raise Refused(Declined.CONNECTING)
         if port == self.port and is_local_address(ip, self._local_addresses):
-            raise Refused(Refusal.SELF)
+            raise Refused(Declined.SELF)
         existing = self._registry.find_address(ip, port)
         if existing is not None and existing.direction is Direction.OUTGOING:
             # Only an address we dialled ourselves is a fact; an incoming peer's port is
             # its claim, which the hello settles (so no stranger can squat an address).
-            raise Refused(Refusal.DUPLICATE, peer_id=existing.id)
+            raise Refused(Declined.DUPLICATE, peer_id=existing.id)
         refusal, limit = self._room(None)
-        if refusal is not None:
-            raise Refused(refusal, limit=limit)
+        if refusal is not None:             # no address limit applies to our own: FULL
+            raise Refused(Declined.FULL, limit=limit)
         peer_id = self._registry.id_for_connect()
         try:
             self._dialer.dial(ip, port, peer_id, done)
         except OSError as exc:   # no socket to be had: EMFILE, ENOBUFS ...
             self._registry.id_unused(peer_id)
-            raise Refused(Refusal.NO_SOCKET, errno=exc.errno) from None
+            raise Refused(Declined.NO_SOCKET, errno=exc.errno) from None
         return ip, peer_id
 
     def cancel_connect(self) -> tuple[str, int] | None:
@@ -297,7 +297,7 @@ class Node:
             try:
                 name = check_name(name)
             except BadName as exc:
-                raise Refused(Refusal.BAD_NAME, problem=exc.problem, detail=exc.char) from None
+                raise Refused(Declined.BAD_NAME, problem=exc.problem, detail=exc.char) from None
         self._fanout.flush()
         self.name = name
         for entry in [*self._registry.live_entries(), *self._registry.pending_entries()]:
@@ -812,6 +812,11 @@ class Node:
                 self._drop(entry, CloseReason.STALLED,
                            silent_s=now - transport.last_write_progress)
         self._stall_timer = self._reactor.call_later(self._stall_check_s(), self._check_stalls)
+
+
+def address_problem(exc: AddressError) -> AddressProblem:
+    """The address parser's problem in the network's vocabulary (the same names)."""
+    return AddressProblem[exc.problem.name]
 
 
 def _failure(exc: BaseException | None) -> ConnectFailed:

@@ -48,14 +48,14 @@ class CloseReason(enum.Enum):
     STALLED = "stalled"          # it read nothing of what we sent for too long
     TERMINATED = "terminated"    # our user closed it
     EVICTED = "evicted"          # a long-silent plain client made room for a newcomer
-    PROTOCOL = "protocol"        # it broke the wire protocol
     EXITING = "exiting"          # we are exiting (reported only for unsent messages)
     REFUSED = "refused"          # it refused the connection after all (see ``detail``)
     DAMAGED = "damaged"          # the encrypted stream was tampered with or cut (``detail``)
 
 
 class Refusal(enum.Enum):
-    """Why a connection was refused, by us or by the other side (``REFUSE`` reasons)."""
+    """Why a connection was refused, by us or by the other side: the reasons of a
+    ``REFUSE`` line on the wire (the values are its words)."""
 
     SELF = "self"                # that is this very process
     DUPLICATE = "duplicate"      # already connected to that peer
@@ -63,12 +63,30 @@ class Refusal(enum.Enum):
     BUSY = "busy"                # that address already holds its share of the table
     VERSION = "version"          # no protocol version in common
     MALFORMED = "malformed"      # the hello broke the wire format
-    NO_ROUTE = "invalid"         # the address cannot be used (not IPv4, unknown name ...)
-    CONNECTING = "connecting"    # another connect is still in flight
-    NO_SOCKET = "no socket"      # the system would not give us a socket (EMFILE ...)
     UNTRUSTED = "untrusted"      # --trusted-only: not an identity we trust
     DOWNGRADE = "downgrade"      # a trusted peer's address, offered without encryption
+
+
+class Declined(enum.Enum):
+    """Why a verb of the node said no (see :class:`Refused`); never on the wire."""
+
+    SELF = "self"                # connect: that is this very process
+    DUPLICATE = "duplicate"      # connect: already connected to it (see ``peer_id``)
+    FULL = "full"                # connect: the table is at --max-peers (see ``limit``)
+    ADDRESS = "address"          # connect: the address cannot be used (see ``address``)
+    CONNECTING = "connecting"    # connect: another connect is still in flight
+    NO_SOCKET = "no socket"      # connect: the system gives us no socket (see ``errno``)
     BAD_NAME = "bad name"        # set_name: not a name (see ``problem`` and ``detail``)
+
+
+class AddressProblem(enum.Enum):
+    """Why a text is not an address we can connect to or listen on."""
+
+    IPV6 = "ipv6"                  # an IPv6 address: only IPv4 is supported
+    BAD_NUMBER = "bad number"      # digits and dots, but not four numbers 0-255
+    NOT_AN_ADDRESS = "not an address"
+    UNKNOWN_HOST = "unknown host"  # a name that is not in the hosts file
+    UNUSABLE = "unusable"          # 0.0.0.0 or a broadcast address: no peer has it
 
 
 class NameProblem(enum.Enum):
@@ -102,7 +120,7 @@ class Lost:
     errno: int | None = None     # for RESET
     silent_s: float = 0.0        # for TIMED_OUT and STALLED
     unsent: int = 0              # messages still in our buffer, never sent
-    detail: str = ""             # for PROTOCOL: what was wrong (peer text: sanitise it)
+    detail: str = ""             # for REFUSED and DAMAGED: the words (peer text: sanitise it)
 
 
 @dataclass(frozen=True)
@@ -120,17 +138,18 @@ class ConnectFailed:
 class Refused(Exception):
     """A verb of the node said no. Carries the reason; never words for a user."""
 
-    def __init__(self, refusal: Refusal, *, peer_id: int = 0, limit: int = 0,
+    def __init__(self, reason: Declined, *, peer_id: int = 0, limit: int = 0,
                  errno: int | None = None, detail: str = "",
-                 problem: NameProblem | None = None) -> None:
-        super().__init__(refusal.value)
-        self.refusal = refusal
+                 problem: NameProblem | None = None,
+                 address: AddressProblem | None = None) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
         self.peer_id = peer_id      # DUPLICATE: our id of the existing connection
         self.limit = limit          # FULL: the limit
         self.errno = errno          # NO_SOCKET: why
-        self.detail = detail        # NO_ROUTE: what was wrong with the address;
-                                    # BAD_NAME: the character refused, if any
+        self.detail = detail        # BAD_NAME: the character refused, if any
         self.problem = problem      # BAD_NAME: what is wrong with the name
+        self.address = address      # ADDRESS: what is wrong with the address
 
 
 class TrustProblem(enum.Enum):

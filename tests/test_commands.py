@@ -9,8 +9,7 @@ import pytest
 from commands import CommandRunner, Console, default_registry
 from commands.base import Command, CommandError
 from commands.registry import CommandRegistry
-from network.outcomes import Direction, Refusal, Refused
-from network.outcomes import PeerInfo
+from network.outcomes import AddressProblem, Declined, Direction, PeerInfo, Refusal, Refused
 from helpers import MemorySink
 
 
@@ -46,10 +45,10 @@ class FakeNode:
     def connect(self, host, port, done):
         self.calls.append(("connect", host, port))
         if host == "bad":
-            raise Refused(Refusal.NO_ROUTE, detail="unknown host")
+            raise Refused(Declined.ADDRESS, address=AddressProblem.UNKNOWN_HOST)
         existing = self.peer_at(host, port)
         if existing is not None:
-            raise Refused(Refusal.DUPLICATE, peer_id=existing.id)
+            raise Refused(Declined.DUPLICATE, peer_id=existing.id)
         self.pending.append(done)
         return host, 4
 

@@ -8,8 +8,7 @@ from commands import Console
 from commands.completion import make_completer
 from commands.messaging import MAX_UNCONFIRMED_BROADCASTS
 from network.names import BadName, check_name
-from network.outcomes import Direction, Refusal, Refused
-from network.outcomes import PeerInfo
+from network.outcomes import Declined, Direction, PeerInfo, Refusal, Refused
 from test_commands import Harness
 
 
@@ -39,7 +38,7 @@ class NamedNode:
         try:
             self.name = check_name(name)
         except BadName as exc:
-            raise Refused(Refusal.BAD_NAME, problem=exc.problem, detail=exc.char) from None
+            raise Refused(Declined.BAD_NAME, problem=exc.problem, detail=exc.char) from None
         return 2
 
 

@@ -50,8 +50,11 @@ def out(call):
     (Lost(CloseReason.EVICTED, silent_s=301.0),
      ["dropped peer 1 bob (127.0.0.1:9090) to make room for a new connection (it had been "
       "silent for 5 min)"]),
-    (Lost(CloseReason.PROTOCOL, detail="bad\x1b[2J"),
-     [r"dropped peer 1 bob (127.0.0.1:9090): it broke the protocol (bad\x1b[2J)"]),
+    (Lost(CloseReason.REFUSED, detail="bad\x1b[2J"),
+     [r"peer 1 bob (127.0.0.1:9090) refused the connection (bad\x1b[2J)"]),
+    (Lost(CloseReason.DAMAGED, detail="DECRYPTION_FAILED\x07"),
+     [r"dropped peer 1 bob (127.0.0.1:9090): its encrypted stream was damaged or cut "
+      r"(DECRYPTION_FAILED\x07); nothing of the damaged part was shown"]),
     (Lost(CloseReason.TERMINATED, unsent=3),
      ["3 messages to peer 1 bob (127.0.0.1:9090) were not sent"]),
     (Lost(CloseReason.EXITING), []),

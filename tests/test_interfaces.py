@@ -54,3 +54,12 @@ def test_a_trusted_peer_has_the_shape_the_commands_describe():
     for name in wanted:
         assert hasattr(entry, name), f"TrustedPeer lacks {name}"
     assert isinstance(entry.id, str) and isinstance(entry.fingerprint, bytes)
+
+
+def test_every_address_problem_of_the_parser_has_its_name_in_the_networks_vocabulary():
+    """network.node.address_problem maps reactor's problem to the outcome by name."""
+    from network.node import address_problem
+    from network.outcomes import AddressProblem
+    from reactor.netutil import AddressError, AddressProblem as ParserProblem
+    for problem in ParserProblem:
+        assert address_problem(AddressError(problem)) is AddressProblem[problem.name]

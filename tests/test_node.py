@@ -13,7 +13,7 @@ import socket
 import pytest
 
 from helpers import DelayProxy
-from network.outcomes import CloseReason, Direction, Failure, Refusal, Refused
+from network.outcomes import AddressProblem, CloseReason, Declined, Direction, Failure, Refusal, Refused
 
 
 def settled(*nodes):
@@ -121,13 +121,13 @@ def test_duplicates_and_self_are_refused_with_our_own_id(net):
     assert len(a.peers()) == 2 and len(b.peers()) == 1
     with pytest.raises(Refused) as caught:
         a.connect("127.0.0.1", c.port, done.append)      # an address a dialled: a fact
-    assert caught.value.refusal is Refusal.DUPLICATE and caught.value.peer_id == 1
+    assert caught.value.reason is Declined.DUPLICATE and caught.value.peer_id == 1
     with pytest.raises(Refused) as caught:
         a.connect("localhost", a.port, done.append)
-    assert caught.value.refusal is Refusal.SELF
+    assert caught.value.reason is Declined.SELF
     with pytest.raises(Refused) as caught:
         a.connect("::1", 80, done.append)
-    assert caught.value.refusal is Refusal.NO_ROUTE and caught.value.detail == "ipv6"
+    assert caught.value.reason is Declined.ADDRESS and caught.value.address is AddressProblem.IPV6
 
 
 def test_a_full_peer_says_so_and_the_connector_reports_the_reason(net):

@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from network.outcomes import NameProblem, Refusal, Refused
+from network.outcomes import Declined, NameProblem, Refusal, Refused
 
 
 def test_names_travel_in_the_hello_and_renames_are_reported(net):
@@ -29,7 +29,7 @@ def test_set_name_refuses_what_is_not_a_name(net):
                           ("7", NameProblem.DIGITS), ("all", NameProblem.RESERVED)):
         with pytest.raises(Refused) as caught:
             a.set_name(text)
-        assert caught.value.refusal is Refusal.BAD_NAME and caught.value.problem is problem
+        assert caught.value.reason is Declined.BAD_NAME and caught.value.problem is problem
     assert a.name is None
 
 
