@@ -58,9 +58,11 @@ def _seconds(text: str) -> float:
 
 def _whole_number(least: int):
     def whole_number(text: str) -> int:
-        if not (text.isascii() and text.isdigit()) or int(text) < least:
+        from reactor.netutil import maybe_ascii_number
+        value = maybe_ascii_number(text, 18)
+        if value is None or value < least:
             raise argparse.ArgumentTypeError(words.invalid_number(text, least))
-        return int(text)
+        return value
     return whole_number
 
 

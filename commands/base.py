@@ -113,15 +113,23 @@ class Command:
         raise NotImplementedError
 
 
+def _ascii_digits(text: str) -> bool:
+    """Digits as a user types an id or a port: ASCII only ("٨" is not one), no sign.
+
+    (The same rule as ``reactor.netutil.maybe_ascii_number``, which the user side may
+    not import.)"""
+    return text.isascii() and text.isdigit()
+
+
 def parse_id(text: str) -> int:
     """A connection id as the user typed it, or a :class:`CommandError`."""
-    if not text.isdigit() or not text.isascii():
+    if not _ascii_digits(text):
         raise CommandError(words.not_an_id(text))
     return int(text)
 
 
 def parse_port(text: str) -> int:
-    if not text.isdigit() or not text.isascii() or not 0 < int(text) < 65536:
+    if not _ascii_digits(text) or not 0 < int(text) < 65536:
         raise CommandError(words.not_a_port(text))
     return int(text)
 
@@ -133,7 +141,7 @@ def lookup_peer(ctx: Context, text: str) -> PeerInfo:
     are labels anyone can announce, so two connections may share one.
     """
     host, sep, port_text = text.rpartition(":")
-    if not sep and not (text.isdigit() and text.isascii()):
+    if not sep and not _ascii_digits(text):
         return _by_name(ctx, text)
     if sep:
         info = ctx.node.peer_at(host, parse_port(port_text))

@@ -39,6 +39,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reactor.netutil import maybe_ascii_number
+
 from .names import MAX_NAME_CHARS, maybe_name
 from .outcomes import Refusal
 
@@ -136,10 +138,9 @@ def split_control(line: str) -> tuple[str, list[str]]:
 
 
 def _number(fields: dict[str, str], name: str, low: int, high: int) -> int:
-    text = fields[name]
-    if not (text.isascii() and text.isdigit() and len(text) <= _MAX_NUMBER_CHARS):
+    value = maybe_ascii_number(fields[name], _MAX_NUMBER_CHARS)
+    if value is None:
         raise BadHello(Refusal.MALFORMED, f"{name} is not a number")
-    value = int(text)
     if not low <= value <= high:
         raise BadHello(Refusal.MALFORMED, f"{name} {value} is out of range")
     return value
@@ -205,7 +206,5 @@ def parse_refuse(words: list[str]) -> PeerRefusal:
         return PeerRefusal(None, detail=detail)
     limit = 0
     if refusal in (Refusal.FULL, Refusal.BUSY) and len(words) > 1:
-        text = words[1]
-        if text.isascii() and text.isdigit() and len(text) <= _MAX_NUMBER_CHARS:
-            limit = int(text)
+        limit = maybe_ascii_number(words[1], _MAX_NUMBER_CHARS) or 0
     return PeerRefusal(refusal, limit, detail)

@@ -64,10 +64,21 @@ def maybe_port(text: str, allow_zero: bool = False) -> int | None:
     ``str.isdigit`` alone would take other scripts' digits ("٨٠٨٠"), and
     ``int`` would take "+22" and "6_5_5_3_5".
     """
-    if not (text.isascii() and text.isdigit()) or len(text) > 5:
+    value = maybe_ascii_number(text, 5)
+    if value is None:
         return None
-    value = int(text)
     return value if value <= 65535 and (value or allow_zero) else None
+
+
+def maybe_ascii_number(text: str, max_chars: int = 10) -> int | None:
+    """A whole number written in ASCII digits only (at most ``max_chars``), else None.
+
+    The one digit rule of the program's side below the commands (ports, the wire's
+    numbers, the command line): no sign, no ``_``, no other scripts' digits.
+    """
+    if len(text) > max_chars or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
 
 
 def _lookup_hosts_file(name: str, path: str) -> str | None:
