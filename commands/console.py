@@ -34,7 +34,7 @@ import errno
 import time
 from typing import Callable, Iterable, Sequence
 
-from network.outcomes import ConnectFailed, Lost, PeerInfo, Refusal
+from network.outcomes import ConnectFailed, HelloFault, Lost, PeerInfo, Refusal
 
 from . import words
 from .base import TrustedEntry
@@ -221,8 +221,8 @@ class Console:
                          limit: int) -> None:
         self.notice(words.refused_incoming(address, refusal, count, limit))
 
-    def bad_hello(self, address: str, refusal: Refusal, detail: str) -> None:
-        self.notice(words.bad_hello(address, refusal, detail))
+    def bad_hello(self, address: str, refusal: Refusal, fault: HelloFault) -> None:
+        self.notice(words.bad_hello(address, refusal, fault))
 
     def identity_changed(self, address: str, trusted: TrustedEntry,
                          shown_id: str | None) -> None:

@@ -22,7 +22,8 @@ import os
 from typing import TYPE_CHECKING, Callable
 
 from network.outcomes import (AddressProblem, CloseReason, ConnectFailed, Declined, Direction,
-                              Failure, IdentityProblem, IdentityUnavailable, Lost, NameProblem,
+                              Failure, HelloFault, HelloProblem, IdentityProblem,
+                              IdentityUnavailable, Lost, NameProblem,
                               PeerInfo, Refusal, Refused, TrustError, TrustProblem)
 
 from .sanitize import MAX_SHOWN_CHARS, sanitize
@@ -203,7 +204,7 @@ def could_not_connect(host: str, port: int, failed: ConnectFailed) -> str:
         reason = "it closed the connection at once"
     elif failure is Failure.HANDSHAKE:
         reason = ("its handshake was malformed" if failed.refusal is Refusal.MALFORMED else
-                  refusal_reason(failed.refusal, detail=failed.detail, ours=False)
+                  refusal_reason(failed.refusal, detail=hello_fault(failed.fault), ours=False)
                   if failed.refusal else "it never finished the handshake")
     elif failure is Failure.CANCELLED:
         reason = "cancelled"
@@ -256,9 +257,34 @@ def refused_incoming(address: str | None, refusal: Refusal, count: int, limit: i
     return f"refused {plural(count, 'more connection')} in the last second: {why}"
 
 
-def bad_hello(address: str, refusal: Refusal, detail: str) -> str:
+_HELLO_FAULTS = {
+    HelloProblem.NOT_CHAT: "not a chat hello",
+    HelloProblem.VERSION: "version",
+    HelloProblem.NOT_KEY_VALUE: "a field is not key=value",
+    HelloProblem.TWICE: "{field} appears twice",
+    HelloProblem.MISSING: "{field} is missing",
+    HelloProblem.NOT_A_NUMBER: "{field} is not a number",
+    HelloProblem.OUT_OF_RANGE: "{field} {value} is out of range",
+    HelloProblem.NODE_ID: "node is not 16 hex digits",
+    HelloProblem.CERT_ALONE: "cert comes alone",
+    HelloProblem.CERT_NOT_BASE64: "cert is not base64",
+    HelloProblem.CERT_EMPTY: "cert is empty",
+    HelloProblem.ENDLESS: "an endless first line",
+    HelloProblem.FULL_HELLO_EXPECTED: "expected a full hello",
+    HelloProblem.CERT_MISPLACED: "a certificate where none belongs",
+}
+
+
+def hello_fault(fault: HelloFault | None) -> str:
+    """What was wrong with a hello we refused, in a few words (its field made safe)."""
+    if fault is None:
+        return ""
+    return _HELLO_FAULTS[fault.problem].format(field=sanitize(fault.field), value=fault.value)
+
+
+def bad_hello(address: str, refusal: Refusal, fault: HelloFault) -> str:
     what = ("speaks another version of the chat protocol" if refusal is Refusal.VERSION
-            else f"sent a malformed hello ({sanitize(detail)})")
+            else f"sent a malformed hello ({hello_fault(fault)})")
     return f"refused a connection from {address}: it {what}"
 
 

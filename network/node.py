@@ -484,9 +484,9 @@ class Node:
             self._peer_refused(entry, event.refusal)
         elif kind is BadHello:
             host, port = conn.transport.peername
-            self._observer.bad_hello(f"{host}:{port}", event.refusal, event.detail)
+            self._observer.bad_hello(f"{host}:{port}", event.refusal, event.fault)
             self._handshake_over(entry, ConnectFailed(Failure.HANDSHAKE, refusal=event.refusal,
-                                                      detail=event.detail))
+                                                      fault=event.fault))
         elif kind is HandshakeTimedOut:
             self._handshake_over(entry, ConnectFailed(Failure.HANDSHAKE))
             conn.abort()

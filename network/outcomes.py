@@ -99,6 +99,32 @@ class NameProblem(enum.Enum):
     RESERVED = "reserved"        # "all"
 
 
+class HelloProblem(enum.Enum):
+    """What is wrong with a hello we refused (the words are the console's)."""
+
+    NOT_CHAT = "not chat"                  # not a chat protocol hello at all
+    VERSION = "version"                    # a version we do not speak
+    NOT_KEY_VALUE = "not key=value"        # a field without "="
+    TWICE = "twice"                        # ``field`` appears twice
+    MISSING = "missing"                    # ``field`` is missing
+    NOT_A_NUMBER = "not a number"          # ``field`` is not ASCII digits
+    OUT_OF_RANGE = "out of range"          # ``field`` is ``value``, out of its range
+    NODE_ID = "node id"                    # node is not 16 hex digits
+    CERT_ALONE = "cert alone"              # a certificate hello with other fields
+    CERT_NOT_BASE64 = "cert not base64"
+    CERT_EMPTY = "cert empty"
+    ENDLESS = "endless"                    # a first line longer than any line may be
+    FULL_HELLO_EXPECTED = "full expected"  # inside TLS, or after our answer, anything else
+    CERT_MISPLACED = "cert misplaced"      # a certificate where none belongs
+
+
+@dataclass(frozen=True)
+class HelloFault:
+    problem: HelloProblem
+    field: str = ""              # the field it is about (peer text: sanitise it)
+    value: int = 0               # for OUT_OF_RANGE
+
+
 class Failure(enum.Enum):
     """Why a connect we started did not produce a connection."""
 
@@ -132,6 +158,7 @@ class ConnectFailed:
     refusal: Refusal | None = None   # for REFUSED_BY_PEER
     limit: int = 0                   # for FULL / BUSY refusals
     detail: str = ""                 # extra words from the peer's REFUSE (sanitise)
+    fault: HelloFault | None = None  # for HANDSHAKE: what was wrong with its hello
     timeout_s: float = 0.0
 
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from reactor.lines import LineCodec, LineTooLong
 
 from . import wire
-from .outcomes import Direction, Refusal
+from .outcomes import Direction, HelloFault, HelloProblem, Refusal
 from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, HandshakeTimedOut,
                               HelloReceived, LineDiscarded, Messages, NameChanged, PeerRefused,
                               PeerSilent, StartTLS, State)
@@ -251,8 +251,7 @@ class PeerProtocol:
                 break        # nothing belongs between a certificate and TLS: TLS will fail
             if type(item) is LineTooLong:
                 if state is State.HANDSHAKE and (self.secured or self._awaiting_full_hello):
-                    events.extend(self._bad_hello(Refusal.MALFORMED, "an endless first line",
-                                                  now))
+                    events.extend(self._bad_hello(Refusal.MALFORMED, HelloProblem.ENDLESS, now))
                     break
                 if state is State.HANDSHAKE:
                     self.state = State.PLAIN
@@ -335,7 +334,7 @@ class PeerProtocol:
                 try:
                     hello = wire.parse_hello(words)
                 except wire.BadHello as exc:
-                    return self._bad_hello(exc.refusal, exc.detail, now)
+                    return self._bad_hello(exc.refusal, exc.fault, now)
                 if isinstance(hello, wire.TlsHello):
                     return self._tls_offered(hello, now)
                 if self._answered and self._cert and not self.secured \
@@ -352,7 +351,7 @@ class PeerProtocol:
         if self.secured or self._awaiting_full_hello:
             # Inside TLS, or after we answered a certificate with our full hello,
             # only a full hello may come first.
-            return self._bad_hello(Refusal.MALFORMED, "expected a full hello", now)
+            return self._bad_hello(Refusal.MALFORMED, HelloProblem.FULL_HELLO_EXPECTED, now)
         events: list = []
         if self.state is State.HANDSHAKE:
             self.state = State.PLAIN
@@ -361,18 +360,20 @@ class PeerProtocol:
             events.append(Messages([line]))
         return events
 
-    def _bad_hello(self, refusal: Refusal, detail: str, now: float) -> list:
+    def _bad_hello(self, refusal: Refusal, fault: HelloFault | HelloProblem, now: float) -> list:
         """A first line we cannot accept: say why (with our versions, for VERSION), finish."""
         argument = " ".join(wire.VERSIONS) if refusal is Refusal.VERSION else None
         self._queue(wire.refuse_line(refusal, argument))
         self._finish(now)
-        return [BadHello(refusal, detail)]
+        if isinstance(fault, HelloProblem):
+            fault = HelloFault(fault)
+        return [BadHello(refusal, fault)]
 
     def _tls_offered(self, hello: wire.TlsHello, now: float) -> list:
         """The other side offers TLS with its certificate."""
         if self.secured or self._awaiting_full_hello or (
                 self.direction is Direction.OUTGOING and not self._cert):
-            return self._bad_hello(Refusal.MALFORMED, "a certificate where none belongs", now)
+            return self._bad_hello(Refusal.MALFORMED, HelloProblem.CERT_MISPLACED, now)
         if self._cert is None:
             # No identity of ours: answer with the full hello, go on in plain text; the
             # next line must be its full hello.

@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass
 
 from . import wire
-from .outcomes import Refusal
+from .outcomes import HelloFault, Refusal
 
 
 class State(enum.Enum):
@@ -68,7 +68,7 @@ class Goodbye:
 class BadHello:
     """Its hello broke the wire format, or speaks no version of ours; we refused it."""
     refusal: Refusal
-    detail: str
+    fault: HelloFault
 
 
 @dataclass(frozen=True)

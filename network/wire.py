@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from reactor.netutil import maybe_ascii_number
 
 from .names import MAX_NAME_CHARS, maybe_name
-from .outcomes import Refusal
+from .outcomes import HelloFault, HelloProblem, Refusal
 
 CONTROL_MARK = "\x01"
 VERSION = "chat/2"
@@ -75,12 +75,13 @@ class TlsHello:
 
 
 class BadHello(Exception):
-    """A hello we cannot accept; ``refusal`` is VERSION or MALFORMED."""
+    """A hello we cannot accept; ``refusal`` is VERSION or MALFORMED, ``fault`` says why."""
 
-    def __init__(self, refusal: Refusal, detail: str) -> None:
-        super().__init__(detail)
+    def __init__(self, refusal: Refusal, problem: HelloProblem, field: str = "",
+                 value: int = 0) -> None:
+        super().__init__(problem.value)
         self.refusal = refusal
-        self.detail = detail
+        self.fault = HelloFault(problem, field, value)
 
 
 def frame(text: str) -> bytes:
@@ -140,9 +141,9 @@ def split_control(line: str) -> tuple[str, list[str]]:
 def _number(fields: dict[str, str], name: str, low: int, high: int) -> int:
     value = maybe_ascii_number(fields[name], _MAX_NUMBER_CHARS)
     if value is None:
-        raise BadHello(Refusal.MALFORMED, f"{name} is not a number")
+        raise BadHello(Refusal.MALFORMED, HelloProblem.NOT_A_NUMBER, name)
     if not low <= value <= high:
-        raise BadHello(Refusal.MALFORMED, f"{name} {value} is out of range")
+        raise BadHello(Refusal.MALFORMED, HelloProblem.OUT_OF_RANGE, name, value)
     return value
 
 
@@ -150,24 +151,24 @@ def parse_hello(words: list[str]) -> Hello | TlsHello:
     """The fields of a HELLO's words, or :class:`BadHello`."""
     if not words or words[0] not in VERSIONS:
         if words and words[0].startswith("chat/"):
-            raise BadHello(Refusal.VERSION, "version")
-        raise BadHello(Refusal.MALFORMED, "not a chat hello")
+            raise BadHello(Refusal.VERSION, HelloProblem.VERSION)
+        raise BadHello(Refusal.MALFORMED, HelloProblem.NOT_CHAT)
     fields: dict[str, str] = {}
     for word in words[1:]:
         key, sep, value = word.partition("=")
         if not sep or not key:
-            raise BadHello(Refusal.MALFORMED, "a field is not key=value")
+            raise BadHello(Refusal.MALFORMED, HelloProblem.NOT_KEY_VALUE)
         if key in fields:
-            raise BadHello(Refusal.MALFORMED, f"{key} appears twice")
+            raise BadHello(Refusal.MALFORMED, HelloProblem.TWICE, key)
         fields[key] = value
     if "cert" in fields:
         return _tls_hello(fields)
     missing = [name for name in _FIELDS if name not in fields]
     if missing:
-        raise BadHello(Refusal.MALFORMED, f"{missing[0]} is missing")
+        raise BadHello(Refusal.MALFORMED, HelloProblem.MISSING, missing[0])
     node_id = fields["node"]
     if len(node_id) != NODE_ID_CHARS or not _HEX.issuperset(node_id):
-        raise BadHello(Refusal.MALFORMED, "node is not 16 hex digits")
+        raise BadHello(Refusal.MALFORMED, HelloProblem.NODE_ID)
     name, bad_name = parse_name(fields.get("name"))
     return Hello(port=_number(fields, "port", 1, 65535), node_id=node_id,
                  heartbeat_ms=_number(fields, "heartbeat", MIN_HEARTBEAT_MS,
@@ -178,16 +179,16 @@ def _tls_hello(fields: dict[str, str]) -> TlsHello:
     import base64
     import binascii
     if len(fields) != 1:
-        raise BadHello(Refusal.MALFORMED, "cert comes alone")
+        raise BadHello(Refusal.MALFORMED, HelloProblem.CERT_ALONE)
     text = fields["cert"]
     if not text.isascii() or len(text) > MAX_CERT_CHARS:
-        raise BadHello(Refusal.MALFORMED, "cert is not base64")
+        raise BadHello(Refusal.MALFORMED, HelloProblem.CERT_NOT_BASE64)
     try:
         der = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise BadHello(Refusal.MALFORMED, "cert is not base64") from None
+        raise BadHello(Refusal.MALFORMED, HelloProblem.CERT_NOT_BASE64) from None
     if not der:
-        raise BadHello(Refusal.MALFORMED, "cert is empty")
+        raise BadHello(Refusal.MALFORMED, HelloProblem.CERT_EMPTY)
     return TlsHello(der)
 
 

@@ -106,3 +106,13 @@ def test_a_tls_failure_is_told_in_openssls_words_or_its_message_never_a_tuple():
     assert said(lambda c: c.connect_failed("127.0.0.1", 9, failed)) == (
         "", "error: could not connect to 127.0.0.1:9: the encrypted handshake failed "
             "(the stream ended)\n")
+
+
+def test_every_hello_fault_has_words_and_its_field_is_made_safe():
+    from commands import words
+    from network.outcomes import HelloFault, HelloProblem
+    for problem in HelloProblem:
+        assert words.hello_fault(HelloFault(problem, "port", 7))
+    assert words.hello_fault(HelloFault(HelloProblem.TWICE, "\x1b[2J")) == r"\x1b[2J appears twice"
+    assert words.hello_fault(HelloFault(HelloProblem.OUT_OF_RANGE, "port", 0)) == \
+        "port 0 is out of range"
