@@ -46,7 +46,7 @@ import errno as errnos
 import os
 import socket
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from reactor.listener import Listener, open_listening_socket
 from reactor.loop import Reactor
@@ -70,6 +70,10 @@ from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, Handshak
                               HelloReceived, LineDiscarded, Messages, NameChanged, PeerRefused,
                               PeerSilent, StartTLS)
 from .registry import Entry, Registry
+
+if TYPE_CHECKING:
+    from .identity import Identity
+    from .trust import TrustedPeer, TrustStore
 
 STALL_CHECK_S = 1.0         # how often a peer that reads nothing is looked for (at most)
 
@@ -97,9 +101,9 @@ class _Ended:
 class Node:
     def __init__(self, reactor: Reactor, observer: Observer,
                  options: NodeOptions | None = None, node_id: str | None = None,
-                 identity=None, trust=None) -> None:
-        """``identity`` (network.identity.Identity) makes connections to other chat.py
-        peers with identities encrypted; ``trust`` (network.trust.TrustStore) names them."""
+                 identity: "Identity | None" = None, trust: "TrustStore | None" = None) -> None:
+        """``identity`` makes connections to other chat.py peers with identities
+        encrypted; ``trust`` names them."""
         self._reactor = reactor
         self._observer = observer
         self.options = options or NodeOptions()
@@ -372,10 +376,10 @@ class Node:
         from .identity import short_id
         return short_id(fingerprint)
 
-    def trusted(self) -> list:
+    def trusted(self) -> "list[TrustedPeer]":
         return self.trust.all() if self.trust is not None else []
 
-    def trust_peer(self, peer_id: int, name: str | None):
+    def trust_peer(self, peer_id: int, name: str | None) -> "TrustedPeer":
         """Trust the identity connection ``peer_id`` proved, under ``name``."""
         info = self.peer(peer_id)
         if info is None or info.fingerprint is None or self.trust is None:
@@ -388,7 +392,7 @@ class Node:
         self._rename_trusted(info.fingerprint, entry.name)
         return entry
 
-    def untrust(self, name: str):
+    def untrust(self, name: str) -> "TrustedPeer":
         if self.trust is None:
             raise TrustError(TrustProblem.UNKNOWN_NAME, name)
         entry = self.trust.untrust(name)

@@ -7,9 +7,12 @@ saying what, and the numbers that go with it. The words are the observer's.
 
 from __future__ import annotations
 
-from typing import Protocol as TypingProtocol
+from typing import TYPE_CHECKING, Protocol as TypingProtocol
 
 from .outcomes import ConnectFailed, HelloFault, Lost, PeerInfo, Refusal
+
+if TYPE_CHECKING:
+    from .trust import TrustedPeer
 
 
 class Observer(TypingProtocol):
@@ -25,6 +28,7 @@ class Observer(TypingProtocol):
     def incoming_refused(self, address: str | None, refusal: Refusal, count: int,
                          limit: int) -> None: ...
     def bad_hello(self, address: str, refusal: Refusal, fault: HelloFault) -> None: ...
-    def identity_changed(self, address: str, trusted, shown_id: str | None) -> None: ...
+    def identity_changed(self, address: str, trusted: "TrustedPeer",
+                         shown_id: str | None) -> None: ...
     def untrusted_refused(self, address: str, refusal: Refusal) -> None: ...
     def accept_paused(self, errno: int | None, retry_s: float) -> None: ...
