@@ -79,12 +79,13 @@ def peer(info: PeerInfo) -> str:
     our user trusts carries the name our user gave it instead, which only its key
     can earn, marked so: ``peer 2 =alice= (10.0.0.7:9090)``.
     """
-    trusted = getattr(info, "trusted_name", None)
+    address = f"{info.host}:{info.port}"
+    trusted = info.trusted_name
     if trusted:
-        return f"peer {info.id} ={sanitize(trusted)}= ({info.address})"
+        return f"peer {info.id} ={sanitize(trusted)}= ({address})"
     if info.name is None:
-        return f"peer {info.id} ({info.address})"
-    return f"peer {info.id} {sanitize(info.name)} ({info.address})"
+        return f"peer {info.id} ({address})"
+    return f"peer {info.id} {sanitize(info.name)} ({address})"
 
 
 def security(info: PeerInfo, short_id: Callable[[bytes], str]) -> str:

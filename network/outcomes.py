@@ -33,10 +33,6 @@ class PeerInfo:
     fingerprint: bytes | None = None    # its identity, proven over TLS (None: plain)
     trusted_name: str | None = None     # the name our user gave that identity
 
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
 
 class CloseReason(enum.Enum):
     """Why an established connection ended."""
