@@ -12,7 +12,8 @@ the loop (``run_once``) is, in order:
    and a handler that closed itself while reading is not asked to write.
    An exception in a handler is reported once and aborts *that handler*
    only; ``KeyboardInterrupt`` and ``SystemExit`` always propagate.
-4. Run the timers that are due.
+4. Run the timers that are due (skipping one that an earlier timer of the
+   same batch cancelled, as asyncio does).
 5. Run the callbacks that were ready when this phase began (callbacks they
    schedule wait for the next turn, so a chain of them cannot starve I/O).
 6. Run the end-of-turn calls (transports send what was written this turn).
@@ -172,7 +173,8 @@ class Reactor:
             except Exception as exc:  # noqa: BLE001 - isolate the failing handler
                 self._handler_failed(handler, exc)
         for timer in self._timers.pop_due():
-            self._run_callback(timer.callback, timer.args)
+            if not timer.cancelled:       # an earlier timer of this batch may cancel it
+                self._run_callback(timer.callback, timer.args)
         for _ in range(len(self._ready)):
             callback, args = self._ready.popleft()
             self._run_callback(callback, args)

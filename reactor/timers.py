@@ -3,6 +3,9 @@
 Cancelling a timer only marks it; the heap drops cancelled entries when they
 reach the top, or all at once when they outnumber the live ones (so a peer
 that re-arms a timeout on every message cannot grow the heap without bound).
+``_cancelled_count`` is the number of cancelled entries *still in the heap*: a
+handle that has left it (popped as due, whether it has run yet or not) no
+longer belongs to the queue, and cancelling it then only stops it from running.
 The clock is injected, ``time.monotonic`` by default, so tests can drive time
 by hand and wall-clock jumps never fire or stall a timer.
 """
@@ -32,9 +35,11 @@ class TimerHandle:
     def cancel(self) -> None:
         if not self.cancelled:
             self.cancelled = True
-            self._queue._cancelled_count += 1
             self.callback = None  # drop references early
             self.args = ()
+            queue = self._queue
+            if queue is not None:     # still in the heap: one more dead entry there
+                queue._cancelled_count += 1
 
     def __lt__(self, other: "TimerHandle") -> bool:
         return (self.when, self._seq) < (other.when, other._seq)
@@ -77,7 +82,11 @@ class TimerQueue:
         return max(0.0, self._heap[0].when - self.clock())
 
     def pop_due(self) -> list[TimerHandle]:
-        """Remove and return the timers whose time has come, earliest first."""
+        """Remove and return the timers whose time has come, earliest first.
+
+        The caller runs them in order and must skip any that ``cancelled`` by then
+        (an earlier one of the batch may cancel a later one).
+        """
         heap = self._heap
         if not heap:
             return []
@@ -87,6 +96,7 @@ class TimerQueue:
         due = []
         while heap and heap[0].when <= now:
             handle = heapq.heappop(heap)
+            handle._queue = None      # out of the heap: a later cancel() is not counted
             if handle.cancelled:
                 self._cancelled_count -= 1
             else:

@@ -2,10 +2,17 @@
 
 We write no cryptography: OpenSSL does it, through ``ssl.SSLObject`` on two
 ``ssl.MemoryBIO`` buffers (the shape of asyncio's ``sslproto.py``). The layer
-is a *protocol* to the ``StreamTransport`` below (ciphertext in and out) and a
-*transport* to the protocol above, with the verbs of ``StreamTransport``
-(``write``, ``close``, ``abort``, ``pause_reading`` ...), so a connection can
-sit on either without knowing which.
+is a *protocol* to the transport below (ciphertext in and out) and a
+*transport* to the protocol above: both sides are ``reactor.protocol.Transport``,
+so a connection can sit on either without knowing which, and the layer uses
+nothing of the one below but that interface (no ``hasattr`` probing).
+
+Half-close: none. TLS 1.3 would allow one (our close_notify, then keep reading),
+but this layer reads nothing after its own close_notify, as ``close()`` always
+did; so ``can_write_eof`` is False and ``write_eof()`` is ``close()``: what is
+written is encrypted and sent, then close_notify, then the connection closes.
+It does not raise: a caller that must end its direction gets the nearest thing
+TLS here offers, and one that needs to keep reading asks ``can_write_eof`` first.
 
 Why the reads loop until OpenSSL says "want read": one TCP chunk may hold
 several TLS records, and records already inside the SSL object never make the
@@ -41,7 +48,7 @@ import ssl
 from typing import Any
 
 from .loop import Reactor
-from .protocol import Protocol
+from .protocol import Protocol, Transport
 
 HANDSHAKE_TIMEOUT_S = 10.0
 FATAL_LINGER_S = 1.0             # time a fatal alert gets to leave before we abort
@@ -89,7 +96,7 @@ class TLSLayer(Protocol):
         self.low_water = low_water
         self.peer_certificate: bytes | None = None      # DER, once the handshake is done
         self.local_certificate = local_certificate      # DER, as given (3.11 cannot read it back)
-        self._transport: Any = None
+        self._transport: Transport | None = None
         self._plain = bytearray()        # written above, not yet encrypted
         self._flush_pending = False
         self._reading = True
@@ -104,15 +111,14 @@ class TLSLayer(Protocol):
 
     # == the protocol side (below) ===========================================
 
-    def connection_made(self, transport: Any) -> None:
+    def connection_made(self, transport: Transport) -> None:
         self._transport = transport
         # Make the transport report every crossing of our low-water mark (see
         # the module docstring); it never holds data back because of them.
-        if hasattr(transport, "high_water"):
-            transport.high_water = transport.low_water = self.low_water
+        transport.high_water = transport.low_water = self.low_water
         # Taken over while paused (start_tls): the transport will now tell us,
         # not the protocol, when it drains; so we owe the protocol the resume.
-        self._paused_writing = bool(getattr(transport, "write_paused", False))
+        self._paused_writing = transport.write_paused
         self._timer = self._reactor.call_later(self._handshake_timeout, self._timed_out)
         self._do_handshake()
 
@@ -165,6 +171,8 @@ class TLSLayer(Protocol):
 
     # == the transport side (above) ==========================================
 
+    can_write_eof = False        # see the module docstring: write_eof() is close()
+
     def set_protocol(self, protocol: Protocol) -> None:
         self._protocol = protocol
 
@@ -173,7 +181,6 @@ class TLSLayer(Protocol):
                           self.state in (TLSState.CLOSING, TLSState.CLOSED))
     write_paused = property(lambda self: self._paused_writing)
     peername = property(lambda self: self._transport.peername)
-    sockname = property(lambda self: self._transport.sockname)
     last_write_progress = property(lambda self: self._transport.last_write_progress)
 
     def get_write_buffer_size(self) -> int:
@@ -210,6 +217,11 @@ class TLSLayer(Protocol):
                 # will not wake select: decrypt them from the loop.
                 self._reactor.call_soon(self._read_if_open)
 
+    def write_eof(self) -> None:
+        """No half-close over TLS here (``can_write_eof`` is False): this is ``close()``,
+        our close_notify after what is written, and nothing is read after it."""
+        self.close()
+
     def close(self) -> None:
         """Send what is written, then close_notify, then close. Idempotent."""
         if self.state is TLSState.HANDSHAKING:
@@ -220,7 +232,8 @@ class TLSLayer(Protocol):
     @property
     def dropped_bytes(self) -> int:
         """What abort() threw away: plaintext not yet encrypted, and ciphertext below."""
-        return self._dropped_plain + getattr(self._transport, "dropped_bytes", 0)
+        below = self._transport.dropped_bytes if self._transport is not None else 0
+        return self._dropped_plain + below
 
     def abort(self, exc: BaseException | None = None) -> None:
         """Close now, dropping what is buffered."""
@@ -379,11 +392,11 @@ class TLSLayer(Protocol):
             self._linger = None
 
 
-def start_tls(reactor: Reactor, transport: Any, protocol: Protocol, context: ssl.SSLContext,
+def start_tls(reactor: Reactor, transport: Transport, protocol: Protocol, context: ssl.SSLContext,
               *, server_side: bool, server_hostname: str | None = None,
               initial_data: bytes = b"", handshake_timeout: float = HANDSHAKE_TIMEOUT_S,
               local_certificate: bytes | None = None) -> TLSLayer:
-    """Switch a live ``StreamTransport`` to TLS; return the layer to write to.
+    """Switch a live transport (a ``StreamTransport``) to TLS; return the layer to write to.
 
     The layer takes the transport's protocol slot; ``initial_data`` is what
     arrived after the switch point (already read from the socket) and is fed

@@ -34,6 +34,10 @@ _PEER_GONE = (ConnectionError, TimeoutError)
 
 
 class StreamTransport:
+    """A ``reactor.protocol.Transport`` over a connected stream socket."""
+
+    can_write_eof = True          # write_eof() is a real half-close: SHUT_WR, reading goes on
+
     __slots__ = ("_reactor", "_sock", "_fd", "_protocol", "_buffer", "_head", "_reading",
                  "_closing", "closed", "_paused_writing", "high_water", "low_water",
                  "_flush_pending", "_eof_pending", "dropped_bytes",

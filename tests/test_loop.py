@@ -69,6 +69,60 @@ def test_many_cancelled_timers_are_compacted():
     assert len(q._heap) < 100 and len(q) == 1
 
 
+def _dead_entries_in_heap(q):
+    return sum(1 for h in q._heap if h.cancelled)
+
+
+def test_a_timer_cancelled_by_another_due_in_the_same_turn_does_not_run():
+    clock = Clock()
+    errors = []
+    reactor = Reactor(clock=clock, report_error=errors.append)
+    log = []
+    handles = {}
+
+    def first():
+        log.append("first")
+        handles["second"].cancel()        # due in this same turn, already popped
+
+    handles["first"] = reactor.call_later(1, first)
+    handles["second"] = reactor.call_later(1, log.append, "second")
+    handles["third"] = reactor.call_later(1, log.append, "third")
+    clock.now += 1
+    reactor.run_once()
+    assert log == ["first", "third"] and errors == []
+    # The cancelled one had left the heap: it is not counted as a dead entry in it.
+    queue = reactor._timers
+    assert queue._cancelled_count == _dead_entries_in_heap(queue) == 0 and len(queue) == 0
+    reactor.close()
+
+
+def test_cancelling_a_timer_that_has_left_the_heap_does_not_change_the_count():
+    clock = Clock()
+    q = TimerQueue(clock)
+    fired = q.call_later(1, print)
+    live = q.call_later(5, print)
+    dead = q.call_later(6, print)
+    dead.cancel()
+    clock.now += 1
+    assert q.pop_due() == [fired]
+    fired.cancel()                        # after it ran: a no-op for the queue
+    fired.cancel()
+    assert q._cancelled_count == _dead_entries_in_heap(q) == 1
+    assert len(q) == 1 and q.maybe_next_delay() == 4
+    clock.now += 10
+    assert q.pop_due() == [live]
+    live.cancel()
+    assert q._cancelled_count == _dead_entries_in_heap(q) == 0 and len(q) == 0
+    # Many fired-then-cancelled handles: no drift, so no compaction of live timers' heap
+    # on a false count, and __len__ never goes below zero.
+    keep = [q.call_later(100 + i, print) for i in range(10)]
+    for _ in range(200):
+        h = q.call_later(0, print)
+        assert q.pop_due() == [h]
+        h.cancel()
+    assert q._cancelled_count == 0 and len(q) == len(keep) == len(q._heap)
+
+
 def test_read_and_write_events_are_dispatched_and_interest_is_respected():
     reactor = Reactor()
     a, b = socket.socketpair()

@@ -25,7 +25,8 @@ class Clock:
                 break
             self.now += delay
             for handle in self.timers.pop_due():
-                handle.callback(*handle.args)
+                if not handle.cancelled:      # as the reactor: one may cancel another
+                    handle.callback(*handle.args)
         self.now = end
 
 

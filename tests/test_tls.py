@@ -68,18 +68,53 @@ def test_mutual_handshake_then_data_both_ways_and_an_orderly_close(reactor, cert
     assert not reactor.selector.get_map()                   # both sockets unregistered
 
 
-class Wire:
-    """A lower transport in memory, to feed ciphertext split anywhere."""
+def test_write_eof_over_tls_is_close_notify_after_what_is_written(reactor, certs):
+    c_up, s_up, c_tls, s_tls = tls_pair(reactor, certs)
+    run_reactor_until(reactor, lambda: c_up.made and s_up.made)
+    assert c_tls.can_write_eof is False           # no half-close: the caller is told
+    c_tls.write(b"last words\n")
+    c_tls.write_eof()                             # what close() does: it does not raise
+    c_tls.write(b"ignored after write_eof\n")
+    assert c_tls.state is TLSState.CLOSING
+    run_reactor_until(reactor, lambda: c_up.lost and s_up.lost)
+    assert bytes(s_up.data) == b"last words\n"
+    assert s_up.events == ["made", "eof", "lost"] and s_up.exc is None
+    assert c_up.events == ["made", "lost"] and c_up.exc is None
 
-    peername = sockname = ("127.0.0.1", 1)
+
+def test_the_layer_uses_only_the_transport_interface_below(reactor, certs):
+    """Over an in-memory lower transport that has the ``Transport`` members and nothing
+    else: the water marks are set on it, its pause state and dropped bytes are read."""
+    c_up, s_up, c_tls, s_tls, c_wire, s_wire = handshaken_pair(reactor, certs)
+    assert c_up.made and s_up.made
+    assert c_wire.high_water == c_wire.low_water == c_tls.low_water
+    c_wire.dropped_bytes = 7
+    c_tls.write(b"x" * 10)
+    c_tls.abort()
+    assert c_tls.dropped_bytes == 10 + 7 and c_wire.closing
+
+
+class Wire:
+    """A lower transport (``reactor.protocol.Transport``) in memory, to feed ciphertext
+    split anywhere."""
+
+    peername = ("127.0.0.1", 1)
     last_write_progress = 0.0
+    can_write_eof = True
+    closed = False
+    write_paused = False
+    dropped_bytes = 0
 
     def __init__(self):
         self.out = bytearray()
         self.closing = False
+        self.high_water = self.low_water = None
 
     def write(self, data):
         self.out += data
+
+    def write_eof(self):
+        self.closing = True
 
     def get_write_buffer_size(self):
         return 0
@@ -94,6 +129,9 @@ class Wire:
         pass
 
     def resume_reading(self):
+        pass
+
+    def set_protocol(self, protocol):
         pass
 
 

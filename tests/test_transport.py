@@ -39,6 +39,33 @@ class Recording(Protocol):
 
 
 
+def test_write_eof_is_a_half_close_after_what_is_queued_and_reading_goes_on():
+    reactor = Reactor()
+    ours, theirs = tcp_pair()
+    proto = Recording()
+    t = StreamTransport(reactor, ours, proto)
+    assert t.can_write_eof is True
+    t.write(b"last words\n")
+    t.write_eof()
+    t.write(b"ignored after write_eof\n")
+    theirs.settimeout(5)
+    got = bytearray()
+    reactor.run_once()                              # the end of the turn sends, then SHUT_WR
+    while True:
+        chunk = theirs.recv(4096)
+        if not chunk:
+            break                                   # our FIN, after the bytes
+        got += chunk
+    assert bytes(got) == b"last words\n" and not t.closed
+    theirs.sendall(b"still heard\n")               # our side still reads
+    run_reactor_until(reactor, lambda: proto.data)
+    assert bytes(proto.data) == b"still heard\n"
+    theirs.close()
+    run_reactor_until(reactor, lambda: ("lost", None) in proto.events)
+    assert proto.events == ["eof", ("lost", None)]
+    reactor.close()
+
+
 def test_partial_writes_are_buffered_with_write_interest_until_drained():
     reactor = Reactor()
     ours, theirs = tcp_pair()
