@@ -5,8 +5,9 @@ for a slow peer to drain) *holds* the queue; the lines behind it wait while
 the loop keeps serving every peer. That is what makes a piped script
 ``connect ...`` / ``send 1 hi`` / ``exit`` deterministic.
 
-At most ``LINES_PER_TURN`` lines run per loop turn, so a long script shares
-the loop fairly with the peers. The queue is bounded: above
+At most ``LINES_PER_TURN`` lines run before the runner gives the loop a
+turn (its budget is refilled by a run scheduled for the next turn), so a long
+script shares the loop fairly with the peers. The queue is bounded: above
 ``MAX_QUEUED_LINES`` the runner asks for input to pause (a script of 50,000 sends is read as fast as it is sent, not into
 memory), and below ``RESUME_QUEUED_LINES`` asks for it again.
 
@@ -52,7 +53,7 @@ class CommandRunner:
         self._stopped = False
         self._scheduled = False
         self._running = False
-        self._budget = LINES_PER_TURN     # lines left until the loop gets its turn back
+        self._budget = LINES_PER_TURN     # lines to run before the loop gets a turn back
         self.context = Context(node=node, console=console, registry=registry, hold=self.hold,
                                request_exit=request_exit)
 
@@ -72,9 +73,11 @@ class CommandRunner:
                 released = True
                 self._held = False
                 if not self._running:
-                    # A ``done`` comes from a loop callback of its own, never from inside
-                    # the command (the node calls them later): the queue goes on at once,
-                    # so a script's sends do not wait a turn each.
+                    # Released from a loop callback of its own (the node calls every
+                    # ``done`` later, never inside the command): the queue goes on at
+                    # once, within its budget, so a script's sends do not wait a turn
+                    # each. Released while running (a command that gave up at once):
+                    # the running loop goes on.
                     self._run()
         return release
 

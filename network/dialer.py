@@ -28,9 +28,6 @@ class Attempt:
         self.entry = None                 # then the connection's entry, until its handshake ends
         self.waiting_hellos: list = []    # entries of incoming hellos that may be this peer
 
-    def is_for(self, entry) -> bool:
-        return self.entry is entry
-
     def resolved(self) -> bool:
         """Do we know who answered (or that nobody will)?"""
         return self.entry is not None and self.entry.conn.protocol.theirs is not None

@@ -68,8 +68,7 @@ class Fanout:
             if not entry.conn.send_batch(data, ends, now):
                 for (text, _, _), tally in zip(batch, tallies):
                     tally.waiting += 1
-                    entry.conn.waiting.append((text, functools.partial(tally.one_done,
-                                                                       entry.info)))
+                    entry.conn.waiting.append((text, functools.partial(tally.one_done, entry)))
         for tally in tallies:
             tally.check()
 
@@ -84,9 +83,9 @@ class _Tally:
         self.count, self.done, self.waiting, self.missed = count, done, 0, []
         self.later = later
 
-    def one_done(self, info, ok: bool) -> None:
+    def one_done(self, entry, ok: bool) -> None:
         if not ok:
-            self.missed.append(info)
+            self.missed.append(entry.info)      # as it was when it closed
         self.waiting -= 1
         self.check()
 

@@ -27,7 +27,8 @@ connection only through the connection's verbs.
 
 **Events are handled one at a time.** What a connection reports (and what a
 verb the node called on a connection makes it report) is queued and handled
-after the event in hand, never inside it. A ``done`` callback given to a verb
+in order after the event in hand (or the verb of ours that caused it), never
+inside it. A ``done`` callback given to a verb
 is always called later (:meth:`later`), never from inside the verb.
 
 **Simultaneous connects.** When A connects to B while B connects to A, each
@@ -42,6 +43,7 @@ connection that then closes.
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno as errnos
 import os
 import socket
@@ -259,10 +261,11 @@ class Node:
         attempt = self._dialer.cancel()
         if attempt is None:
             return None
-        if attempt.entry is not None:
-            self._registry.linger(attempt.entry, quiet=True)
-            attempt.entry.conn.abort()
-        self._settle(attempt, ConnectFailed(Failure.CANCELLED))
+        with self._one_at_a_time():
+            if attempt.entry is not None:
+                self._registry.linger(attempt.entry, quiet=True)
+                attempt.entry.conn.abort()
+            self._settle(attempt, ConnectFailed(Failure.CANCELLED))
         return attempt.ip, attempt.port
 
     def terminate(self, peer_id: int) -> PeerInfo:
@@ -330,6 +333,10 @@ class Node:
 
         Returns how many connections are being closed.
         """
+        with self._one_at_a_time():
+            return self._shut_down(done)
+
+    def _shut_down(self, done: Callable[[], None]) -> int:
         self._fanout.flush()
         self.shutting_down = True
         self._shutdown_done = done
@@ -436,36 +443,58 @@ class Node:
     # -- what the connections report ------------------------------------------------------
 
     def connection_events(self, conn: Connection, events: list) -> None:
-        """Events of ``conn``: handled now, or after the event in hand if there is one."""
-        if self._handling:
-            self._inbox.extend((conn, event) for event in events)
-            return
-        self._handling = True
-        try:
-            for event in events:
-                self._handle(conn, event)
-            inbox = self._inbox
-            while inbox:
-                self._handle(*inbox.popleft())
-        finally:
-            self._handling = False
+        """Events of ``conn``: queued behind those not yet handled, handled in order."""
+        self._inbox.extend((conn, event) for event in events)
+        if not self._handling:
+            self._drain()
 
     def connection_ended(self, conn: Connection, exc: BaseException | None,
                          unsent: int) -> None:
         self.connection_events(conn, [_Ended(exc, unsent)])
 
+    @contextlib.contextmanager
+    def _one_at_a_time(self):
+        """A verb that may make connections report (a cancelled connect decides the
+        hellos that waited for it): what they report waits until the verb is done."""
+        if self._handling:
+            yield
+            return
+        self._handling = True
+        try:
+            yield
+        finally:
+            self._handling = False
+        self._drain()
+
+    def _drain(self) -> None:
+        """Handle what is queued, oldest first. A handler that fails (a bug) costs its
+        own connection, never another's, and the rest are handled all the same."""
+        self._handling = True
+        inbox = self._inbox
+        try:
+            while inbox:
+                conn, event = inbox.popleft()
+                try:
+                    self._handle(conn, event)
+                except Exception as exc:  # noqa: BLE001 - contain a bug to its connection
+                    self._reactor.report_failure(f"the node, on {type(event).__name__}", exc)
+                    if conn.transport is not None:
+                        conn.abort()
+        finally:
+            self._handling = False
+
     def _handle(self, conn: Connection, event) -> None:
         kind = type(event)
-        if kind is Messages:
-            entry = self._registry.entry(conn)
-            if entry.info is not None:
-                self._observer.messages_received(entry.info, event.texts)
-            return
         if kind is _Ended:
             self._ended(conn, event.exc, event.unsent)
             return
-        entry = self._registry.entry(conn)
-        if kind is HelloReceived:
+        entry = self._registry.maybe_entry(conn)
+        if entry is None:
+            return                       # gone already: an event behind a failed one
+        if kind is Messages:
+            if entry.info is not None:
+                self._observer.messages_received(entry.info, event.texts)
+        elif kind is HelloReceived:
             self._decide_hello(entry, event.hello)
         elif kind is BecamePlain:
             if self.options.trusted_only:       # a plain client proves no identity
@@ -536,7 +565,7 @@ class Node:
     def _settle_if_attempt(self, entry: Entry, failed: ConnectFailed | None) -> None:
         """If ``entry`` is our connect's connection, the connect is over."""
         attempt = self._dialer.attempt
-        if attempt is not None and attempt.entry is entry:
+        if self._dialer.is_attempt(entry):
             self._settle(attempt, failed)
 
     # -- hellos ---------------------------------------------------------------------------
@@ -569,7 +598,7 @@ class Node:
             # Its duplicate ended first (the other side told us it gave way): this one
             # takes its place, under the same id, unseen.
             self._accept(entry, hello, replace(kept, direction=conn.direction))
-            if attempt is not None and attempt.entry is entry:
+            if self._dialer.is_attempt(entry):
                 self._observer.already_connected(entry.info)
                 self._settle(attempt, None)
         elif other is None:
@@ -582,7 +611,7 @@ class Node:
         attempt = self._dialer.attempt
         stays = which_stays(entry.conn.direction, other.conn.direction, entry.info is not None,
                             self.node_id, node_id)
-        if stays is Keep.EXISTING and attempt is not None and attempt.entry is entry:
+        if stays is Keep.EXISTING and self._dialer.is_attempt(entry):
             # We dialled a peer we already have (by another address): keep that one.
             self._retire(entry)
             entry.stands_for(other.info)
@@ -733,7 +762,7 @@ class Node:
         """``winner`` stays (under the id already shown, or the one our connect reserved)."""
         attempt = self._dialer.attempt
         shown = loser.info
-        loser_dialled = attempt is not None and attempt.entry is loser
+        loser_dialled = self._dialer.is_attempt(loser)
         if winner.info is None and shown is None and loser_dialled:
             winner.use_id(loser.peer_id)
         elif winner.info is not None and loser_dialled:
@@ -743,7 +772,7 @@ class Node:
             if shown is not None:
                 info = replace(shown, direction=winner.conn.direction)
                 self._accept(winner, winner.conn.protocol.theirs, info)
-                if attempt is not None and attempt.entry is winner:
+                if self._dialer.is_attempt(winner):
                     self._observer.already_connected(info)
             else:
                 self._accept(winner, winner.conn.protocol.theirs)
@@ -781,7 +810,7 @@ class Node:
         if entry.farewell:
             self._admission.farewell_ends()
         attempt = self._dialer.attempt
-        if attempt is not None and attempt.entry is entry:
+        if self._dialer.is_attempt(entry):
             self._settle(attempt, _failure(exc))
         info = entry.info
         quiet = entry.quiet

@@ -13,8 +13,10 @@ A connection is in exactly one place at a time, and only the methods of
 
 Each connection has an :class:`Entry`: the node's bookkeeping for it (its id,
 where it was going, why it is closing, ...). The connection adapter itself
-knows nothing of this; the entry's fields are set here and nowhere else
-(``tests/test_structure.py`` holds that), by the named transitions below.
+knows nothing of this; the entry's fields are written in this module only
+(``tests/test_structure.py`` holds that): by the registry's transitions, and by
+the entry's own named methods (``closing``, ``defer``, ``stands_for`` ...),
+which say what happened rather than which field changes.
 
 "Peer N is this connection" is kept once: the live map from id to entry; the
 ``PeerInfo`` the observer is shown is the entry's ``info``.
@@ -132,7 +134,7 @@ class Registry:
         entry.info, entry.peer_id = info, info.id
 
     def update(self, entry: Entry, info: PeerInfo) -> None:
-        """What we know of a live peer changed (its name, an upgrade to chat.py)."""
+        """What we know of a peer changed (its name, its trust, an upgrade to chat.py)."""
         entry.info = info
 
     def linger(self, entry: Entry, quiet: bool = False) -> None:
@@ -171,17 +173,14 @@ class Registry:
 
     # -- looking ----------------------------------------------------------------------
 
-    def entry(self, conn: Connection) -> Entry:
-        return self._entries[conn]
+    def maybe_entry(self, conn: Connection) -> Entry | None:
+        return self._entries.get(conn)
 
     def live(self, peer_id: int) -> Entry | None:
         return self._live.get(peer_id)
 
     def live_entries(self) -> list[Entry]:
         return list(self._live.values())
-
-    def live_connections(self) -> list[Connection]:
-        return [entry.conn for entry in self._live.values()]
 
     def pending_entries(self) -> list[Entry]:
         return list(self._pending)

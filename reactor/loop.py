@@ -191,12 +191,14 @@ class Reactor:
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001
-            self._report_error(f"internal error in {_name_of(callback)}: "
-                               f"{type(exc).__name__}: {exc}")
+            self.report_failure(_name_of(callback), exc)
+
+    def report_failure(self, where: str, exc: BaseException) -> None:
+        """A bug was caught and contained in ``where``: say so, once, on stderr."""
+        self._report_error(f"internal error in {where}: {type(exc).__name__}: {exc}")
 
     def _handler_failed(self, handler: Any, exc: Exception) -> None:
-        self._report_error(f"internal error in {type(handler).__name__}: "
-                           f"{type(exc).__name__}: {exc}")
+        self.report_failure(type(handler).__name__, exc)
         abort = getattr(handler, "abort", None)
         if abort is not None:
             try:

@@ -172,3 +172,39 @@ def _is_our_socket(fd, peer):
             return probe.getpeername() == peer.getsockname()
         except OSError:
             return False
+
+
+def test_a_bug_in_handling_one_connections_event_costs_that_connection_only(net):
+    """A handler that raises (here: the observer, once) is contained: the events queued
+    behind it are still handled in order, and no other peer is touched."""
+    from network import wire
+    a, b = net("1" * 16), net("f" * 16)
+    errors = []
+    a._reactor._report_error = errors.append
+    done = []
+    a.connect("127.0.0.1", b.port, done.append)
+    net.until(lambda: done == [True] and b.peers())
+    recorded = a.observer.__getattr__("messages_received")
+    failures = []
+
+    def fails_once(info, texts):
+        if not failures:
+            failures.append(texts)
+            raise RuntimeError("observer bug")
+        recorded(info, texts)
+    a.observer.messages_received = fails_once
+    # A hello followed in one segment by lines the protocol holds while the node decides:
+    # accepting it releases them as three events at once, behind each other.
+    stranger = socket.create_connection(("127.0.0.1", a.port))
+    hello = wire.hello_line(wire.Hello(40000, "2" * 16, 15000))
+    stranger.sendall(wire.frame_lines([hello, "one", wire.name_line("bob"), "two"]))
+    net.until(lambda: failures)
+    assert failures == [["one"]]
+    assert [e for e in errors if "RuntimeError: observer bug" in e] and len(errors) == 1
+    net.until(lambda: len(a.peers()) == 1)              # the stranger's connection went
+    (to_a,) = b.peers()
+    b.send(to_a.id, "hi from b", done.append)
+    net.until(lambda: "hi from b" in a.observer.texts())
+    assert len(errors) == 1 and not a._inbox
+    assert [p.id for p in a.peers()] == [1] and not b.observer.named("peer_lost")
+    stranger.close()

@@ -78,7 +78,7 @@ def test_send_to_all_does_not_wait_for_a_peer_that_reads_nothing(net):
     confirmed, got_fast, got_slow = [], bytearray(), bytearray()
     n = 0
     # Until the slow peer's buffer is above its high-water mark and a message waits.
-    while not any(conn.waiting for conn in a._registry.live_connections()):
+    while not any(conn.waiting for conn in (e.conn for e in a._registry.live_entries())):
         n += 1
         a.send_to_all(f"m{n:06d} " + "x" * 90, lambda *done: confirmed.append(done))
         a._reactor.run_once()
@@ -102,7 +102,7 @@ def test_send_to_all_names_those_that_closed_first(net):
     slow, fast = _plain_client(a, 4096), _plain_client(a)
     net.until(lambda: len(a.peers()) == 2)
     confirmed, sent = [], 0
-    while not any(conn.waiting for conn in a._registry.live_connections()):
+    while not any(conn.waiting for conn in (e.conn for e in a._registry.live_entries())):
         a.send_to_all("y" * 99, lambda *done: confirmed.append(done))
         sent += 1
         a._reactor.run_once()
@@ -121,7 +121,7 @@ def test_send_to_all_coalesces_while_messages_keep_coming_and_a_lone_one_leaves_
     a = net(max_per_address=0)
     peer = _plain_client(a)
     net.until(lambda: a.peers())
-    conn = a._registry.live_connections()[0]
+    conn = a._registry.live_entries()[0].conn
     writes = []
     real_send_batch = conn.send_batch
     conn.send_batch = lambda data, ends, now: (writes.append(len(data))
