@@ -317,6 +317,33 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _sleep_record(pid: int) -> tuple[str, int]:
+    """(state letter, how many times it has been switched out so far) from /proc."""
+    state, switches = "?", 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key == "State":
+                state = value.split()[0]
+            elif key in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"):
+                switches += int(value)
+    return state, switches
+
+
+def sleeps_through(pid: int, window: float = 0.3) -> bool:
+    """Is the process asleep now, and still in that same sleep ``window`` seconds later?
+
+    A process that ran at all in between was switched out again to sleep (or was
+    preempted), which counts a context switch; one that never stopped running (a loop
+    that spins on a ready fd or a zero timeout) is never seen asleep. So the answer does
+    not depend on how fast or how loaded the machine is.
+    """
+    before = _sleep_record(pid)
+    time.sleep(window)     # the span looked at, not a synchronisation
+    after = _sleep_record(pid)
+    return before[0] == after[0] == "S" and before[1] == after[1]
+
+
 def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 

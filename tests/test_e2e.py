@@ -35,7 +35,7 @@ import time
 
 import pytest
 
-from helpers import CHAT, BlackHole, free_port, popen_chat, recv_line, run_chat
+from helpers import CHAT, BlackHole, figure, free_port, popen_chat, recv_line, run_chat
 
 LOCAL = ["--host", "127.0.0.1"]
 
@@ -170,14 +170,18 @@ def test_connect_timeout_holds_the_queue_while_messages_keep_arriving(chat):
         started = time.monotonic()
         a.type(f"connect 127.0.0.1 {hole.port}", "myport")
         a.wait_for(rf"connecting to 127\.0\.0\.1:{hole.port} as peer 2 \.\.\.\n")
+        # The connect is still pending when b's message, sent after it began, is shown:
+        # the loop serves peers meanwhile, and the myport behind it has not run.
         b.type("send 1 while you wait")
         a.wait_for(r"message from peer 1 \([^)]*\): while you wait")
         assert "listening port" not in a.text()[a.text().index("connecting"):]
-        a.wait_for(rf"error: could not connect to 127\.0\.0\.1:{hole.port}: timed out",
-                   stream="err")
-        elapsed = time.monotonic() - started
+        # It ends by --connect-timeout's 0.5 s, not the default 5 s, as the error says ...
+        a.wait_for(rf"error: could not connect to 127\.0\.0\.1:{hole.port}: timed out "
+                   r"\(no answer after 0\.5 s\)", stream="err")
+        # ... and only then does the line held behind it run.
         a.wait_for(rf"listening port: {a.port}")
-        assert 0.4 < elapsed < 5.0, elapsed
+        figure("connect to a black hole, --connect-timeout 0.5: failed after (s)",
+               round(time.monotonic() - started, 2))
     finally:
         hole.close()
 
@@ -344,7 +348,8 @@ def test_a_peer_that_dies_is_noticed_at_once(chat):
     connect(b, a)
     a.wait_for(r"peer 1 \(")
     b.proc.kill()
-    a.wait_for(rf"peer 1 \(127\.0\.0\.1:{b.port}\) (closed the connection|.*reset)", timeout=3)
+    # By its end of the connection, not by a heartbeat (that would take 3 x 15 s).
+    a.wait_for(rf"peer 1 \(127\.0\.0\.1:{b.port}\) (closed the connection|.*reset)")
     a.type("send 1 hello?")
     a.wait_for(r"error: no connection with id 1", stream="err")
 

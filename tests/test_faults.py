@@ -20,7 +20,8 @@ import time
 
 import pytest
 
-from helpers import cpu_seconds, fd_count, figure, proc_status_kib, recv_line, wait_until
+from helpers import (cpu_seconds, fd_count, figure, proc_status_kib, recv_line, sleeps_through,
+                     wait_until)
 
 LOCAL = ["--host", "127.0.0.1"]
 FORBIDDEN = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]|"
@@ -295,11 +296,13 @@ def test_a_frozen_peer_is_dropped_by_heartbeat_and_a_quiet_raw_peer_is_not(chat)
     try:
         os.kill(b.pid, signal.SIGSTOP)
         started = time.monotonic()
-        a.wait_for(rf"dropped peer 1 \(127\.0\.0\.1:{b.port}\): it stopped answering "
-                   r"\(no sign of life for [\d.]+ s\)", timeout=15)
-        took = time.monotonic() - started
-        figure("frozen peer (heartbeat 0.2 s) dropped after (s)", round(took, 2))
-        assert took < 3
+        # The deadline (15 s) is far below what the default heartbeat would take (3 x 15 s):
+        # it is --heartbeat 0.2 that drops it.
+        m = a.wait_for(rf"dropped peer 1 \(127\.0\.0\.1:{b.port}\): it stopped answering "
+                       r"\(no sign of life for ([\d.]+) s\)", timeout=15)
+        figure("frozen peer (heartbeat 0.2 s) dropped after (s)",
+               round(time.monotonic() - started, 2))
+        assert float(m.group(1)) >= 0.6              # never before 3 silent heartbeats of 0.2 s
         a.type("list")
         a.wait_for(r"\n +2  - +127\.0\.0\.1 +\d+  it connected, not chat\.py +plain\n")
         assert "dropped peer 2" not in a.text()
@@ -314,12 +317,14 @@ def test_half_close_is_noticed_and_does_not_spin(chat):
         s.sendall(b"bye soon\n")
         a.wait_for(r"peer 1 \(")
         s.shutdown(socket.SHUT_WR)
-        a.wait_for(r"peer 1 \([^)]*\) closed the connection\n", timeout=3)
+        a.wait_for(r"peer 1 \([^)]*\) closed the connection\n")
         before = cpu_seconds(a.pid)
-        time.sleep(0.3)  # a measurement window, not synchronisation: a spin would show here
+        # It goes back to sleep in select and stays there: a loop spinning on the closed
+        # socket would never be seen asleep, one woken by it every few ms never for 0.3 s.
+        wait_until(lambda: sleeps_through(a.pid, 0.3), message="chat.py to sleep for 0.3 s")
         used = cpu_seconds(a.pid) - before
-    figure("CPU over 0.3 s after a half-close (s)", used)
-    assert used < 0.12
+    figure("CPU after a half-close, until seen asleep for 0.3 s (s)", used)
+    assert a.text().count("closed the connection") == 1
 
 
 def test_reset_drops_only_that_peer(chat):
@@ -334,7 +339,7 @@ def test_reset_drops_only_that_peer(chat):
     a.wait_for(r"sent to peer 2")
     reset(s)
     a.wait_for(r"(lost the connection to peer 2 \([^)]*\): connection reset by peer|"
-               r"peer 2 \([^)]*\) closed the connection)\n", timeout=3)
+               r"peer 2 \([^)]*\) closed the connection)\n")   # not a heartbeat's 45 s
     b.type("send 1 fine")
     a.wait_for(r"message from peer 1 \([^)]*\): fine\n")
 
@@ -423,10 +428,12 @@ def test_sigterm_while_a_peer_is_not_reading_still_exits_promptly(chat):
     a, s = stalled_peer(chat, "--flush-timeout", "0.5")   # the grace period, from 2 s
     started = time.monotonic()
     a.signal(signal.SIGTERM)
+    # The peer never reads: the exit does not wait for it (the deadline), it gives up on
+    # it after the grace (how long that is, exactly: test_session.py, on a fake clock).
     assert a.wait_exit(timeout=10) == 143
-    took = time.monotonic() - started
-    figure("SIGTERM exit with a stalled peer (s)", round(took, 2))
-    assert 0.5 <= took < 2
+    figure("SIGTERM exit with a stalled peer (s)", round(time.monotonic() - started, 2))
+    out = a.text()
+    assert out.index("exiting: closing 1 connection") < out.index(" were not sent\n")
     # Every confirmed message either reached the peer or is counted, exactly.
     received = read_until_eof(s).count(b"\n")
     s.close()
@@ -475,8 +482,8 @@ def test_seeded_fuzz_from_many_peers(chat):
             else:
                 s.close()
         if round_ % 10 == 0:
-            assert latency_of_myport(a) < 5
-    assert latency_of_myport(a) < 5
+            latency_of_myport(a)         # still answering (it fails at its deadline if not)
+    figure("myport latency after the fuzz (s)", round(latency_of_myport(a), 4))
     a.type("list")
     a.wait_for(r"(no connections|id  name +IP address)")
     assert not FORBIDDEN.search(a.raw()), "a control byte reached stdout"

@@ -101,13 +101,16 @@ def test_pulling_the_cable_is_noticed_by_heartbeat_and_plugging_it_back_works(ch
     pb.wait_for(r"before the cable is pulled")
     a.cable(up=False)                       # no FIN, no RST: the wire just goes quiet
     pulled = time.monotonic()
-    ma = pa.wait_for(r"dropped peer 1 \([^)]*\): it stopped answering \([^)]*\)\n", timeout=15)
+    # Both notice by heartbeat, --heartbeat 0.2's: the deadline (15 s) is far below the
+    # default's 3 x 15 s, and neither drops before 3 silent heartbeats (0.6 s).
+    dropped = r"dropped peer 1 \([^)]*\): it stopped answering \(no sign of life for ([\d.]+) s\)\n"
+    ma = pa.wait_for(dropped, timeout=15)
     ta = time.monotonic() - pulled
-    mb = pb.wait_for(r"dropped peer 1 \([^)]*\): it stopped answering \([^)]*\)\n", timeout=15)
+    mb = pb.wait_for(dropped, timeout=15)
     tb = time.monotonic() - pulled
     print(f"FIGURE cable pull, host a ({a.address}): {ma.group(0).strip()!r} after {ta:.1f} s")
     print(f"FIGURE cable pull, host b ({b.address}): {mb.group(0).strip()!r} after {tb:.1f} s")
-    assert ta < 5 and tb < 5
+    assert float(ma.group(1)) >= 0.6 and float(mb.group(1)) >= 0.6
     a.cable(up=True)
     pa.type(f"connect {b.address} {pb.port}")
     pa.wait_for(rf"connected to peer 2 \({re.escape(b.address)}:{pb.port}\)", timeout=15)
@@ -128,6 +131,8 @@ def test_connect_to_an_address_nobody_has_fails_within_the_timeout(chat, net):
     pa.wait_for(rf"connecting to {re.escape(subnet)}\.77:{pb.port} as peer \d+ \.\.\.")
     pb.type("send 1 the loop still serves")
     pa.wait_for(r"message from peer 1 \([^)]*\): the loop still serves\n")
-    pa.wait_for(rf"error: could not connect to {re.escape(subnet)}\.77:{pb.port}: "
-                r"(timed out|no route to host)", stream="err", timeout=10)
-    assert time.monotonic() - started < 4
+    # By --connect-timeout's 0.5 s (the error says so), unless the kernel gave up first.
+    m = pa.wait_for(rf"error: could not connect to {re.escape(subnet)}\.77:{pb.port}: "
+                    r"(timed out \(no answer after 0\.5 s\)|no route to host)", stream="err",
+                    timeout=10)
+    print(f"FIGURE connect to nobody: {m.group(1)!r} after {time.monotonic() - started:.1f} s")

