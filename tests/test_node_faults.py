@@ -2,7 +2,7 @@
 virtual time with real loopback sockets, every message accounted for exactly.
 
 The send timeout (30 s) and the flush limit of ``terminate`` (2 s) are the real
-defaults here: the clock jumps over them (see ``helpers.AutojumpSelector``).
+defaults here: the clock jumps over them (see ``virtualtime.AutojumpSelector``).
 """
 
 from __future__ import annotations
