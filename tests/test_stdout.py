@@ -159,6 +159,29 @@ def test_sigterm_waits_for_a_late_reader_of_stdout_and_exits_once_it_has_read(un
     s.close()
 
 
+@pytest.mark.slow
+def test_the_grace_is_the_flush_timeout_given_not_the_default(unread):
+    """--flush-timeout reaches the exit's grace: with 60 s, chat.py is still waiting for
+    its unread stdout well past the default 2 s (a slower machine only waits longer)."""
+    a = unread("--flush-timeout", "60")
+    s, _ = flood_until_pushed_back(a.port, a.pipe_is_full)
+    a.proc.send_signal(signal.SIGTERM)
+    s.setblocking(True)
+    s.settimeout(10)
+    try:
+        while s.recv(1 << 16):        # the exit has begun: the peer is hung up on
+            pass
+    except ConnectionResetError:
+        pass
+    begun = time.monotonic()
+    while time.monotonic() - begun < 3.0:     # past the default grace of 2 s
+        assert a.proc.poll() is None, "it stopped waiting: the default grace was used"
+        time.sleep(0.05)
+    a.read_until(rb"\nexiting: closing 1 connection\n")
+    assert a.proc.wait(timeout=10) == 143
+    s.close()
+
+
 def test_sigint_twice_stops_at_once_and_a_blocked_stderr_never_hangs_the_exit(unread):
     # stderr is the same unread pipe as stdout (2>&1): the last words cannot be written
     # either, and are dropped rather than waited for.
