@@ -139,7 +139,7 @@ class Registry:
 
     def linger(self, entry: Entry, quiet: bool = False) -> None:
         """It is closing: no longer pending or listed (``quiet``: no word when it ends)."""
-        if entry.info is not None and self._live.get(entry.info.id) is entry:
+        if self.is_live(entry):
             del self._live[entry.info.id]
         self._pending.discard(entry)
         self._lingering.add(entry)
@@ -151,7 +151,7 @@ class Registry:
         entry = self._entries.pop(conn)
         self._pending.discard(entry)
         self._lingering.discard(entry)
-        live = entry.info is not None and self._live.get(entry.info.id) is entry
+        live = self.is_live(entry)
         if live:
             del self._live[entry.info.id]
         return entry, live
@@ -210,14 +210,6 @@ class Registry:
     def busy(self) -> bool:
         return bool(self._entries)
 
-    @property
-    def lingering_count(self) -> int:
-        return len(self._lingering)
-
-    @property
-    def pending_count(self) -> int:
-        return len(self._pending)
-
-    @property
-    def live_count(self) -> int:
-        return len(self._live)
+    def counts(self) -> tuple[int, int, int]:
+        """``(live, pending, lingering)``: how many connections are in each place."""
+        return len(self._live), len(self._pending), len(self._lingering)

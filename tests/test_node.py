@@ -17,11 +17,11 @@ from network.outcomes import AddressProblem, CloseReason, Declined, Direction, F
 
 
 def settled(*nodes):
-    return lambda: all(n._dialer.attempt is None and not n._registry.pending_count for n in nodes)
+    return lambda: all(n._dialer.attempt is None and not n._registry.counts()[1] for n in nodes)
 
 
 def one_each(a, b):
-    return a._registry.live_count == 1 and b._registry.live_count == 1
+    return a._registry.counts()[0] == 1 and b._registry.counts()[0] == 1
 
 
 def test_connect_reserves_its_id_and_reports_both_sides(net):
@@ -55,7 +55,7 @@ def test_simultaneous_connects_settle_on_one_connection_quietly(net, lower, dela
         b.connect("127.0.0.1", to_a, done.append)
         net.until(lambda: len(done) == 2 and settled(a, b)() and one_each(a, b), timeout=10)
         # Let any retired duplicate finish closing, then look at everything reported.
-        net.until(lambda: not a._registry.lingering_count and not b._registry.lingering_count, timeout=10)
+        net.until(lambda: not a._registry.counts()[2] and not b._registry.counts()[2], timeout=10)
         assert done == [True, True]
         for n in (a, b):
             assert [c[0] for c in n.observer.calls] == ["peer_connected"], n.observer.calls
@@ -81,9 +81,9 @@ def test_a_message_sent_on_the_losing_connection_is_not_lost(net):
     b._registry.find_address = lambda host, port: None    # as if by another address
     b.connect("127.0.0.1", a.port, done.append)
     b.send(b.peers()[0].id, "over the first", done.append)
-    net.until(lambda: len(done) >= 3 and not a._registry.lingering_count and not b._registry.lingering_count)
+    net.until(lambda: len(done) >= 3 and not a._registry.counts()[2] and not b._registry.counts()[2])
     assert "over the first" in a.observer.texts()
-    assert a._registry.live_count == b._registry.live_count == 1
+    assert a._registry.counts()[0] == b._registry.counts()[0] == 1
     assert not a.observer.named("peer_lost") and not b.observer.named("peer_lost")
 
 
@@ -116,7 +116,7 @@ def test_duplicates_and_self_are_refused_with_our_own_id(net):
     # b's port is only b's claim until its hello proves it: the connect goes out, then
     # settles on the connection we have, under our id for it.
     a.connect("127.0.0.1", b.port, done.append)
-    net.until(lambda: len(done) == 3 and not a._registry.lingering_count and not b._registry.lingering_count)
+    net.until(lambda: len(done) == 3 and not a._registry.counts()[2] and not b._registry.counts()[2])
     assert a.observer.named("already_connected")[-1][1].id == 2
     assert len(a.peers()) == 2 and len(b.peers()) == 1
     with pytest.raises(Refused) as caught:
@@ -154,7 +154,7 @@ def test_one_address_holds_only_its_share(net):
         s.bind(("127.0.0.2", 0))
         s.connect(("127.0.0.1", a.port))
         socks.append(s)
-    net.until(lambda: len(a.peers()) == 3 and not a._registry.pending_count)
+    net.until(lambda: len(a.peers()) == 3 and not a._registry.counts()[1])
     refused = select.select(socks, [], [], 1.0)[0]       # only the refused hear anything
     assert len(refused) == 3
     assert all(s.recv(100) == b"\x01REFUSE busy 3\n" for s in refused)

@@ -106,7 +106,7 @@ def test_terminate_gives_up_after_its_flush_time_and_counts_what_was_left(net):
     outcome = lost_outcome(net, a)
     assert net.reactor.time() - start == pytest.approx(2.0)
     assert outcome.reason is CloseReason.TERMINATED and outcome.unsent > 0
-    net.until(lambda: not a._registry.lingering_count)
+    net.until(lambda: not a._registry.counts()[2])
     assert not _is_our_socket(fd, conn)          # closed, fd freed, though never read
     net.until(lambda: len(results) == results.sent)
     assert confirmed_in_order(results) == received_messages(conn) + outcome.unsent
