@@ -33,6 +33,7 @@ OUTPUT_HIGH_WATER_BYTES = 256 * 1024
 OUTPUT_LOW_WATER_BYTES = 64 * 1024
 OUTPUT_CAP_BYTES = 1024 * 1024
 STDOUT_PIPE_BYTES = 256 * 1024   # asked of a piped stdout (Linux gives pipes 64 KiB)
+EXIT_MARGIN_S = 0.5              # past --flush-timeout: time to report, then stop
 # Each ends the program the graceful way, with status 128 + its number. (SIGPIPE
 # stays ignored, as Python sets it: a closed pipe is an EPIPE error instead.)
 STOPPING_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
@@ -121,7 +122,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     "A script can be piped in: the commands run in order and the end of "
                     "input works like \"exit\".",
         epilog="exit status: 0 after exit or end of input; 1 if it cannot start or stdout "
-               "closes; 2 for a usage error; 128+N after signal N: 129 SIGHUP, 130 Ctrl-C "
+               "closes; 2 for a usage error; 3 after exit or end of input when messages "
+               "were not delivered (each said on stderr); 128+N after signal N: 129 SIGHUP, 130 Ctrl-C "
                "(SIGINT), 131 SIGQUIT, 138 SIGUSR1, 140 SIGUSR2, 143 SIGTERM.")
     parser.add_argument("port", type=_port,
                         help="the TCP port to listen on (0 picks a free one and prints it)")
@@ -152,6 +154,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--name", type=_name, default=False, metavar="NAME",
                         help="the name chat.py peers see (default: your login name; "
                              "--name '' for none)")
+    parser.add_argument("--no-history", action="store_true",
+                        help="keep nothing on disk: no history, and the outbox of messages "
+                             "not yet delivered lives in memory only (lost at exit)")
+    parser.add_argument("--history-limit", type=_whole_number(1), default=10_000, metavar="N",
+                        help="keep about N messages in the history, the oldest go first "
+                             "(default: 10000; at most 2*N are on disk)")
+    parser.add_argument("--no-reconnect", action="store_true",
+                        help="do not reconnect by ourselves to trusted peers (on start and "
+                             "when a connection drops)")
     parser.add_argument("--timestamps", action="store_true",
                         help="start every event and message line with the time [HH:MM:SS]")
     parser.add_argument("--no-color", action="store_true",
@@ -171,13 +182,29 @@ def node_options(args: argparse.Namespace):
                        send_timeout_s=args.send_timeout, flush_timeout_s=args.flush_timeout,
                        max_peers=args.max_peers, max_per_address=args.max_per_address,
                        trusted_only=args.trusted_only,
-                       name=_default_name() if args.name is False else args.name)
+                       name=_default_name() if args.name is False else args.name,
+                       reconnect=not args.no_reconnect)
 
 
 def _fail(message: str) -> int:
     from reactor.loop import write_stderr
     write_stderr(f"{program_name()}: error: {message}")
     return EXIT_FAILURE
+
+
+def _delivery(home: Path | None, args: argparse.Namespace, observer, later):
+    """The conversations' store and the history: in ``home`` (ours alone, by its lock),
+    else in memory. Opening is blocking, so it happens before the loop."""
+    from network.delivery import Delivery
+    from network.store import DB_NAME, HISTORY_NAME, History, Store, lock_home
+    # A second chat.py on the same home (one user's other terminal) keeps both in memory
+    # (two writers of one conversation's numbers would reuse them); the README says so.
+    on_disk = home is not None and not args.no_history and home.is_dir() \
+        and lock_home(home) is not None
+    store = Store(home / DB_NAME if on_disk else None, observer.store_problem)
+    history = History(home / HISTORY_NAME if on_disk else None, args.history_limit,
+                      observer.store_problem)
+    return Delivery(store, history, later, observer.delivered)
 
 
 def _identity_and_trust(home_text: str | None):
@@ -187,10 +214,10 @@ def _identity_and_trust(home_text: str | None):
     Without an identity the program says so in one line and runs with plain
     connections; nothing else changes.
     """
-    from network.identity import default_home, load_or_create_identity
+    from network.identity import load_or_create_identity
     from network.outcomes import IdentityUnavailable
     from network.trust import TRUST_FILE_NAME, TrustStore
-    home = Path(home_text).expanduser() if home_text else default_home()
+    home = _home(home_text)
     identity = None
     try:
         identity = load_or_create_identity(home)
@@ -200,6 +227,11 @@ def _identity_and_trust(home_text: str | None):
     for skipped in trust.skipped:
         _warn(words.trust_line_skipped(trust.path, skipped.number, skipped.problem))
     return identity, trust
+
+
+def _home(home_text: str | None) -> Path:
+    from network.identity import default_home
+    return Path(home_text).expanduser() if home_text else default_home()
 
 
 def _warn(message: str) -> None:
@@ -241,9 +273,13 @@ def run(args: argparse.Namespace) -> int:
         terminal = Terminal(0)
     console = Console(stdout, stderr, encoding=encoding, color=color, screen=screen,
                       timestamps=args.timestamps)
-    reactor.add_after_turn(console.flush)
     identity, trust = _identity_and_trust(args.home)
-    node = Node(reactor, console, node_options(args), identity=identity, trust=trust)
+    # The node's end of turn stores what arrived, shows it, then acknowledges it; the
+    # console's own flush comes after (what the commands said this turn).
+    node = Node(reactor, console, node_options(args), identity=identity, trust=trust,
+                delivery=_delivery(_home(args.home), args, console,
+                                   lambda *call: node.later(*call)))
+    reactor.add_after_turn(console.flush)
     try:
         node.listen(host, args.port)
     except OSError as exc:
@@ -256,8 +292,10 @@ def run(args: argparse.Namespace) -> int:
 
     # --stay is for a peer whose input ends on its own; at a terminal Ctrl-D is the
     # user asking to leave, so it exits as it would without --stay.
+    # The node is done within the flush timeout; the margin lets it say what was not
+    # delivered before the loop stops whatever peers or stdout do.
     session = Session(node, console, reactor.stop, args.stay and not interactive,
-                      reactor.call_later, grace_s=args.flush_timeout)
+                      reactor.call_later, grace_s=args.flush_timeout + EXIT_MARGIN_S)
     runner = CommandRunner(registry, reactor.call_soon, session.end_of_input, node, console,
                            request_exit=session.shutdown)
     for stream in streams:
@@ -295,6 +333,7 @@ def run(args: argparse.Namespace) -> int:
             screen.close()
         if terminal is not None:
             terminal.restore()
+        node.delivery.close()     # the last turn's changes, if the loop stopped first
         console.close()   # one last try, never a wait; says what could not be written
         reactor.close()
     return session.status

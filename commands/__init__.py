@@ -8,7 +8,7 @@ from .identity import MyId, Trust, Untrust
 from .console import Console
 from .info import Help, MyIp, MyPort
 from .lifecycle import Exit
-from .messaging import Name, Send
+from .messaging import History, Name, Send
 from .registry import CommandRegistry
 from .queue import CommandRunner
 
@@ -17,7 +17,7 @@ def default_registry() -> CommandRegistry:
     """The built-in commands, in the order `help` lists them."""
     registry = CommandRegistry()
     for command in (Help(), MyIp(), MyPort(), MyId(), Connect(), List(), Terminate(), Send(),
-                    Name(), Trust(), Untrust(), Exit()):
+                    Name(), History(), Trust(), Untrust(), Exit()):
         registry.add(command)
     return registry
 

@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
-from network.outcomes import PeerInfo
+from network.outcomes import PeerInfo, Posted, Record
 
 from . import words
 
@@ -69,7 +69,12 @@ class NodeAPI(Protocol):
                 ) -> tuple[str, int]: ...
     def cancel_connect(self) -> tuple[str, int] | None: ...
     def terminate(self, peer_id: int) -> PeerInfo: ...
-    def send(self, peer_id: int, text: str, done: Callable[[bool], None]) -> None: ...
+    def send(self, peer_id: int, text: str, done: Callable[[Posted], None]) -> None: ...
+    def send_to_trusted(self, name: str, text: str, done: Callable[[Posted], None]
+                        ) -> Posted | None: ...
+    def trusted_named(self, name: str) -> TrustedEntry | None: ...
+    def history(self, count: int, fingerprint: bytes | None = None, name: str | None = None,
+                address: str | None = None) -> list[Record]: ...
     def my_id(self) -> str | None: ...
     def short_id(self, fingerprint: bytes) -> str: ...
     def trust_peer(self, peer_id: int, name: str | None) -> TrustedEntry: ...
@@ -77,7 +82,7 @@ class NodeAPI(Protocol):
     def trusted(self) -> Sequence[TrustedEntry]: ...
     def send_to_all(self, text: str, done: Callable[[int, list[PeerInfo]], None]) -> None: ...
     def set_name(self, name: str | None) -> int: ...
-    def shutdown(self, done: Callable[[], None]) -> int: ...
+    def shutdown(self, done: Callable[[int], None]) -> int: ...
 
 
 @dataclass
@@ -113,7 +118,7 @@ class Command:
         raise NotImplementedError
 
 
-def _ascii_digits(text: str) -> bool:
+def ascii_digits(text: str) -> bool:
     """Digits as a user types an id or a port: ASCII only ("٨" is not one), no sign.
 
     (The same rule as ``reactor.netutil.maybe_ascii_number``, which the user side may
@@ -123,13 +128,13 @@ def _ascii_digits(text: str) -> bool:
 
 def parse_id(text: str) -> int:
     """A connection id as the user typed it, or a :class:`CommandError`."""
-    if not _ascii_digits(text):
+    if not ascii_digits(text):
         raise CommandError(words.not_an_id(text))
     return int(text)
 
 
 def parse_port(text: str) -> int:
-    if not _ascii_digits(text) or not 0 < int(text) < 65536:
+    if not ascii_digits(text) or not 0 < int(text) < 65536:
         raise CommandError(words.not_a_port(text))
     return int(text)
 
@@ -141,7 +146,7 @@ def lookup_peer(ctx: Context, text: str) -> PeerInfo:
     are labels anyone can announce, so two connections may share one.
     """
     host, sep, port_text = text.rpartition(":")
-    if not sep and not _ascii_digits(text):
+    if not sep and not ascii_digits(text):
         return _by_name(ctx, text)
     if sep:
         info = ctx.node.peer_at(host, parse_port(port_text))
@@ -155,9 +160,18 @@ def lookup_peer(ctx: Context, text: str) -> PeerInfo:
     return info
 
 
+def is_name(text: str) -> bool:
+    """Would :func:`lookup_peer` take ``text`` for a name (not an id, not ``ip:port``)?"""
+    return ":" not in text and not ascii_digits(text)
+
+
 def _by_name(ctx: Context, text: str) -> PeerInfo:
     wanted = unicodedata.normalize("NFC", text).casefold()
-    found = [p for p in ctx.node.peers() if p.name is not None and p.name.casefold() == wanted]
+    peers = ctx.node.peers()
+    # The name our user gave an identity is earned by its key: it goes first.
+    found = [p for p in peers if p.trusted_name and p.trusted_name.casefold() == wanted]
+    if len(found) != 1:
+        found = [p for p in peers if p.name is not None and p.name.casefold() == wanted]
     if len(found) == 1:
         return found[0]
     if not found:

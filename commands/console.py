@@ -34,7 +34,8 @@ import errno
 import time
 from typing import Callable, Iterable, Sequence
 
-from network.outcomes import ConnectFailed, HelloFault, Lost, PeerInfo, Refusal
+from network.outcomes import (ConnectFailed, HelloFault, Lost, PeerInfo, Recipient, Refusal,
+                              Undelivered)
 
 from . import words
 from .base import TrustedEntry
@@ -235,10 +236,25 @@ class Console:
     def accept_paused(self, errno: int | None, retry_s: float) -> None:
         self.notice(words.accept_paused(errno, retry_s))
 
+    def delivered(self, recipient: Recipient, text: str) -> None:
+        self.notice(f"{self._style(words.delivered(recipient), SENT)} {sanitize(text)}")
+
+    def undelivered(self, undelivered: Undelivered) -> None:
+        self.error(words.undelivered(undelivered))
+
+    def reconnecting(self, recipient: Recipient, address: tuple[str, int]) -> None:
+        self.event(words.reconnecting(recipient, address))
+
+    def store_problem(self, problem: str, detail: str) -> None:
+        self.error(words.store_problem(problem, detail))
+
     # -- words for command results ---------------------------------------------------------
 
     def sent(self, info: PeerInfo, text: str) -> None:
         self.notice(f"{self._style(words.sent_to(info), SENT)} {text}")
+
+    def queued(self, name: str, text: str) -> None:
+        self.notice(f"{self._style(words.queued_for(name), SENT)} {text}")
 
     def sent_to_all(self, count: int, missed: list[PeerInfo], text: str) -> None:
         if len(missed) == count:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .console import Console
 
 EXIT_OK, EXIT_FAILURE = 0, 1
+EXIT_UNDELIVERED = 3            # it ended well, but messages of ours were not acknowledged
 SIGNAL_EXIT_BASE = 128          # a signal's exit status is 128 + its number, as shells report
 EXIT_SIGINT = SIGNAL_EXIT_BASE + 2
 CTRL_Z = b"\x1a"
@@ -92,7 +93,9 @@ class Session:
         if not self._console.output_closed:
             self._console.info(words.exiting(count))
 
-    def _peers_done(self) -> None:
+    def _peers_done(self, undelivered: int = 0) -> None:
+        if undelivered and self.status == EXIT_OK:
+            self.status = EXIT_UNDELIVERED
         self._console.when_flushed(self._stop_loop)
 
 

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Callable
 from network.outcomes import (AddressProblem, CloseReason, ConnectFailed, Declined, Direction,
                               Failure, HelloFault, HelloProblem, IdentityProblem,
                               IdentityUnavailable, Lost, NameProblem,
-                              PeerInfo, Refusal, Refused, TrustError, TrustProblem)
+                              PeerInfo, Recipient, Record, Refusal, Refused, TrustError,
+                              TrustProblem, Undelivered)
 
 from .sanitize import MAX_SHOWN_CHARS, sanitize
 
@@ -400,6 +401,70 @@ def not_sent(peer_id: int) -> str:
 
 
 NOBODY_TO_SEND_TO = 'no connections to send to; open one with "connect <ip> <port>"'
+
+
+# -- delivery --------------------------------------------------------------------------
+
+def recipient(whom: Recipient) -> str:
+    """Whom messages are for: the connection if one is open, else our name for it."""
+    if whom.info is not None and whom.info.id:
+        return peer(whom.info)
+    return sanitize(whom.name) if whom.name else "that peer"
+
+
+def queued_for(name: str) -> str:
+    """A ``send`` to a trusted identity that is not connected (the text follows)."""
+    return f"queued for {sanitize(name)} (not connected; sent when it is):"
+
+
+def delivered(whom: Recipient) -> str:
+    """A message that had waited is acknowledged (the text follows)."""
+    return f"delivered to {recipient(whom)}:"
+
+
+def undelivered(what: Undelivered) -> str:
+    count = plural(what.count, "message")
+    who = recipient(what.recipient)
+    if what.queued:
+        pronoun = "it stays" if what.count == 1 else "they stay"
+        return f"{count} to {who} not yet delivered; {pronoun} queued for the next connection"
+    verb = "was" if what.count == 1 else "were"
+    return f"{count} to {who} {verb} not delivered: the connection ended (no identity to resend to)"
+
+
+def reconnecting(whom: Recipient, address: tuple[str, int]) -> str:
+    return (f"reconnecting to {recipient(whom)} at {address[0]}:{address[1]} "
+            f"(by itself, less often as it fails)")
+
+
+def store_problem(problem: str, detail: str) -> str:
+    detail = sanitize(detail)
+    if problem == "corrupt":
+        return f"the message store was damaged and was moved aside ({detail}); starting a new one"
+    if problem == "history":
+        return f"cannot write the history ({detail}); it is kept in memory from now on"
+    return f"cannot use the message store ({detail}); messages are kept in memory from now on"
+
+
+HISTORY_STATES = {"sent": "sent", "queued": "queued", "delivered": "delivered",
+                  "failed": "not delivered"}
+NO_HISTORY = "no messages in the history yet"
+
+
+def history_line(record: Record, when: str) -> str:
+    """One message of ``history``: time, direction, whom, text, and its state for ours."""
+    whom = sanitize(record.name) if record.name else record.address
+    text = shorten(sanitize(record.text))
+    if record.direction == "<":
+        return f"{when}  from {whom}: {text}"
+    state = HISTORY_STATES.get(record.state, sanitize(record.state))
+    if not record.key and record.state == "sent":
+        state = "sent, no receipts"      # a plain client or an older chat.py
+    return f"{when}  to {whom}: {text}  [{state}]"
+
+
+def history_empty_for(text: str) -> str:
+    return f'no messages with "{sanitize(text)}" in the history'
 
 
 def terminated(info: PeerInfo) -> str:

@@ -110,6 +110,21 @@ class Connection(Protocol):
         self._write_message(text)
         self._owner.later(done, True)
 
+    def acknowledge(self, stream: str | None, upto: int) -> None:
+        """Tell a delivery peer what of its stream we have stored and shown (``GOT``)."""
+        self.protocol.send_got(stream, upto, self._reactor.time())
+        self._after()
+
+    def number_from(self, stream: str, seq: int) -> None:
+        """Our next message is number ``seq`` of ``stream`` (``FROM``): sent before it."""
+        self.protocol.send_from(stream, seq, self._reactor.time())
+        if not self.waiting:
+            self._flush()
+
+    @property
+    def delivers(self) -> bool:
+        return self.protocol.delivers
+
     def send_batch(self, data: bytes, ends: list, now: float) -> bool:
         """Messages already framed and joined (``ends``: where each ends in ``data``).
 

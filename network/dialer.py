@@ -17,9 +17,10 @@ from reactor.transport import Connector
 
 
 class Attempt:
-    __slots__ = ("ip", "port", "peer_id", "done", "connector", "entry", "waiting_hellos")
+    __slots__ = ("ip", "port", "peer_id", "done", "connector", "entry", "waiting_hellos", "auto")
 
-    def __init__(self, ip: str, port: int, peer_id: int, done: Callable[[bool], None]) -> None:
+    def __init__(self, ip: str, port: int, peer_id: int, done: Callable[[bool], None],
+                 auto: bool = False) -> None:
         self.ip = ip
         self.port = port
         self.peer_id = peer_id            # reserved when the command ran
@@ -27,6 +28,7 @@ class Attempt:
         self.connector: Connector | None = None    # the TCP connect, until it completes
         self.entry = None                 # then the connection's entry, until its handshake ends
         self.waiting_hellos: list = []    # entries of incoming hellos that may be this peer
+        self.auto = auto                  # we reconnect by ourselves: quiet, and gives way
 
     def resolved(self) -> bool:
         """Do we know who answered (or that nobody will)?"""
@@ -43,9 +45,12 @@ class Dialer:
         self._failed = failed
         self.attempt: Attempt | None = None
 
-    def dial(self, ip: str, port: int, peer_id: int, done: Callable[[bool], None]) -> Attempt:
-        """Start the TCP connect; raises ``OSError`` when no socket can be had."""
-        attempt = Attempt(ip, port, peer_id, done)
+    def dial(self, ip: str, port: int, peer_id: int, done: Callable[[bool], None],
+             auto: bool = False) -> Attempt:
+        """Start the TCP connect; raises ``OSError`` when no socket can be had.
+
+        ``auto``: a reconnect of ours (peer id 0: it gets one when established)."""
+        attempt = Attempt(ip, port, peer_id, done, auto)
         attempt.connector = Connector(self._reactor, (ip, port), self._timeout_s,
                                       lambda sock: self._tcp_up(attempt, sock),
                                       lambda exc: self._tcp_failed(attempt, exc))

@@ -23,16 +23,23 @@ import itertools
 from typing import Callable
 
 from . import wire
+from .outcomes import Posted
 
 FANOUT_BATCH_BYTES = 32 * 1024   # coalesced at most while a script keeps adding
 
 
 class Fanout:
     def __init__(self, reactor, entries: Callable[[], list],
-                 later: Callable[..., None]) -> None:
+                 later: Callable[..., None],
+                 numbered: Callable[..., None] | None = None,
+                 record: Callable[[str], None] | None = None) -> None:
         self._reactor = reactor
         self._entries = entries             # the established connections' entries, now
         self._later = later                 # how every ``done`` is called: later
+        # A delivery peer's messages are numbered by its conversation, one by one:
+        # numbered(entry, text, done(Posted)). record(text): for the history, once.
+        self._numbered = numbered
+        self._record = record
         self._batch: list = []              # (text, encoded, done)
         self._bytes = 0
         self._fresh = False                 # the batch grew during this turn
@@ -64,7 +71,15 @@ class Fanout:
         entries = self._entries()
         tallies = [_Tally(len(entries), done, self._later) for _, _, done in batch]
         now = self._reactor.time()
+        if self._record is not None:
+            for text, _, _ in batch:
+                self._record(text)
         for entry in entries:
+            if entry.conversation is not None and self._numbered is not None:
+                for (text, _, _), tally in zip(batch, tallies):
+                    tally.waiting += 1
+                    self._numbered(entry, text, functools.partial(tally.one_posted, entry))
+                continue
             if not entry.conn.send_batch(data, ends, now):
                 for (text, _, _), tally in zip(batch, tallies):
                     tally.waiting += 1
@@ -88,6 +103,9 @@ class _Tally:
             self.missed.append(entry.info)      # as it was when it closed
         self.waiting -= 1
         self.check()
+
+    def one_posted(self, entry, posted: Posted) -> None:
+        self.one_done(entry, posted is Posted.WRITTEN)
 
     def check(self) -> None:
         if self.waiting == 0 and self.done is not None:

@@ -59,6 +59,7 @@ from reactor.transport import StreamTransport
 from . import wire
 from .admission import Admission
 from .connection import Connection
+from .delivery import Delivery
 from .dialer import Attempt, Dialer
 from .duplicates import Keep, which_stays
 from .fanout import Fanout
@@ -66,11 +67,14 @@ from .identities import TlsEnding, judge, maybe_tls_ending, tls_words
 from .names import BadName, check_name
 from .observer import Observer
 from .outcomes import (AddressProblem, CloseReason, ConnectFailed, Declined, Direction, Failure,
-                       Lost, PeerInfo, Refusal, Refused, TrustError, TrustProblem)
+                       Lost, PeerInfo, Posted, Recipient, Refusal, Refused, TrustError,
+                       TrustProblem, Undelivered)
 from .peer_protocol import PeerProtocol, State, Timing
-from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, HandshakeTimedOut,
-                              HelloReceived, LineDiscarded, Messages, NameChanged, PeerRefused,
-                              PeerSilent, StartTLS)
+from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, Got, HandshakeTimedOut,
+                              HelloReceived, LineDiscarded, Messages, NameChanged, Numbering,
+                              PeerRefused, PeerSilent, StartTLS)
+from .reconnect import Reconnector
+from .store import History, Store
 from .registry import Entry, Registry
 
 if TYPE_CHECKING:
@@ -78,6 +82,7 @@ if TYPE_CHECKING:
     from .trust import TrustedPeer, TrustStore
 
 STALL_CHECK_S = 1.0         # how often a peer that reads nothing is looked for (at most)
+ACK_SHARE_OF_FLUSH = 0.8    # exit waits this part of --flush-timeout for acknowledgements
 
 
 @dataclass
@@ -90,6 +95,8 @@ class NodeOptions:
     max_per_address: int = 10
     trusted_only: bool = False      # refuse every connection that is not a trusted identity
     name: str | None = None        # announced to chat.py peers (already checked)
+    delivery: bool = True           # number our messages and acknowledge theirs (chat.py peers)
+    reconnect: bool = True          # dial trusted peers by ourselves (on start, after a drop)
     timing: Timing = field(default_factory=Timing)
 
 
@@ -103,9 +110,11 @@ class _Ended:
 class Node:
     def __init__(self, reactor: Reactor, observer: Observer,
                  options: NodeOptions | None = None, node_id: str | None = None,
-                 identity: "Identity | None" = None, trust: "TrustStore | None" = None) -> None:
+                 identity: "Identity | None" = None, trust: "TrustStore | None" = None,
+                 delivery: Delivery | None = None) -> None:
         """``identity`` makes connections to other chat.py peers with identities
-        encrypted; ``trust`` names them."""
+        encrypted; ``trust`` names them; ``delivery`` keeps the conversations (in
+        memory only, if not given)."""
         self._reactor = reactor
         self._observer = observer
         self.options = options or NodeOptions()
@@ -119,7 +128,8 @@ class Node:
         self._registry = Registry()
         self._dialer = Dialer(reactor, self.options.connect_timeout_s, self._tcp_connected,
                               self._tcp_failed)
-        self._fanout = Fanout(reactor, self._registry.live_entries, self.later)
+        self._fanout = Fanout(reactor, self._registry.live_entries, self.later,
+                              self._send_numbered, self._record_to_all)
         self._admission = Admission(self.options.max_peers, self.options.max_per_address,
                                     reactor.call_later, observer.incoming_refused)
         self._listener: Listener | None = None
@@ -131,9 +141,17 @@ class Node:
         self._later: collections.deque = collections.deque()   # (callback, args) to call
         self._later_scheduled = False
         self._calling_later = False
-        self._shutdown_done: Callable[[], None] | None = None
+        self._shutdown_done: Callable[[int], None] | None = None
         self._shutdown_timer = None
+        self._ack_timer = None          # exit waits this long for acknowledgements
+        self._left = False              # exit said goodbye (after the acknowledgements)
+        self._lost_at_exit: list[Undelivered] = []
         self.shutting_down = False
+        self.delivery = delivery or Delivery(Store(None, observer.store_problem),
+                                             History(None, 1000, observer.store_problem),
+                                             self.later, observer.delivered)
+        self._reconnector = Reconnector(reactor, self._redial, observer.reconnecting)
+        reactor.add_after_turn(self._turn_ended)
 
     # -- listening ------------------------------------------------------------------------
 
@@ -143,6 +161,9 @@ class Node:
         self._listener = Listener(self._reactor, sock, self._accepted, self._starved)
         self._local_addresses = local_ipv4_addresses()
         self._stall_timer = self._reactor.call_later(self._stall_check_s(), self._check_stalls)
+        self._reconnector.enabled = self.options.reconnect and self.identity is not None
+        for peer in self.trusted():
+            self._reconnector.want(peer.fingerprint, peer.name, peer.address)
 
     def _stall_check_s(self) -> float:
         return min(STALL_CHECK_S, self.options.send_timeout_s / 2)
@@ -155,7 +176,8 @@ class Node:
         return my_ipv4()
 
     def _hello(self) -> wire.Hello:
-        return wire.Hello(self.port, self.node_id, self._heartbeat_ms, self.name)
+        return wire.Hello(self.port, self.node_id, self._heartbeat_ms, self.name,
+                          delivery=self.options.delivery)
 
     def _new_connection(self, direction: Direction, ip: str) -> Connection:
         protocol = PeerProtocol(direction, self._hello(), self._reactor.time(),
@@ -236,6 +258,8 @@ class Node:
             raise Refused(Declined.ADDRESS, address=address_problem(exc)) from None
         if ip == "0.0.0.0" or ip.endswith(".255"):
             raise Refused(Declined.ADDRESS, address=AddressProblem.UNUSABLE)
+        if self._dialer.attempt is not None and self._dialer.attempt.auto:
+            self._cancel_attempt()           # a reconnect of ours gives way to our user
         if self._dialer.attempt is not None:
             raise Refused(Declined.CONNECTING)
         if port == self.port and is_local_address(ip, self._local_addresses):
@@ -257,7 +281,14 @@ class Node:
         return ip, peer_id
 
     def cancel_connect(self) -> tuple[str, int] | None:
-        """Give up the connect in flight (Ctrl-C at a terminal); ``None`` if there is none."""
+        """Give up our user's connect in flight (Ctrl-C at a terminal); ``None`` if there
+        is none (a reconnect of ours is not one)."""
+        attempt = self._dialer.attempt
+        if attempt is None or attempt.auto:
+            return None
+        return self._cancel_attempt()
+
+    def _cancel_attempt(self) -> tuple[str, int] | None:
         attempt = self._dialer.cancel()
         if attempt is None:
             return None
@@ -273,20 +304,73 @@ class Node:
         self._fanout.flush()
         entry = self._registry.live(peer_id)
         info = entry.info
+        if info.fingerprint is not None:
+            self._reconnector.stop(info.fingerprint)
         entry.closing(CloseReason.TERMINATED)
         self._registry.linger(entry)
-        entry.conn.close()
+        if not self._unacknowledged_on(entry):
+            entry.conn.close()
+        # else: it closes once it acknowledged what it has of ours (see Got), or then.
         self._reactor.call_later(self.options.flush_timeout_s, entry.conn.abort)
         return info
 
-    def send(self, peer_id: int, text: str, done: Callable[[bool], None]) -> None:
-        """Queue one message; ``done(True)`` (later) once it is in the connection's buffer.
+    def send(self, peer_id: int, text: str, done: Callable[[Posted], None]) -> None:
+        """Queue one message; ``done(WRITTEN)`` (later) once it is in the connection's buffer.
 
         Above the buffer's high-water mark it waits (and so does a caller
-        that waits for ``done``); ``done(False)`` if the connection ends first.
+        that waits for ``done``). If the connection ends first: ``done(QUEUED)``
+        for a delivery peer with an identity (the outbox resends it), else
+        ``done(LOST)``. A delivery peer acknowledges it later
+        (:mod:`network.delivery`); ``history`` shows that.
         """
         self._fanout.flush()
-        self._registry.live(peer_id).conn.send(text, done)
+        entry = self._registry.live(peer_id)
+        if entry.conversation is not None:
+            self.delivery.send(entry.conversation, text, done)
+            return
+        info = entry.info
+        self.delivery.history.outgoing(info.fingerprint, info.trusted_name or info.name,
+                                       f"{info.host}:{info.port}", text, "sent")
+        entry.conn.send(text, lambda ok: done(Posted.WRITTEN if ok else Posted.LOST))
+
+    def send_to_trusted(self, name: str, text: str, done: Callable[[Posted], None]
+                        ) -> Posted | None:
+        """A message for the identity our user trusts as ``name``, connected or not.
+
+        Connected (as a delivery peer): as :meth:`send`, returns ``None``. Not
+        connected: the message waits in the outbox (on disk) and is sent once it
+        is; returns ``QUEUED`` and ``done`` is never called. Raises
+        :class:`TrustError` for a name nobody has.
+        """
+        peer = self.trust.lookup_by_name(name) if self.trust is not None else None
+        if peer is None:
+            raise TrustError(TrustProblem.UNKNOWN_NAME, name)
+        self._fanout.flush()
+        for entry in self._registry.live_entries():
+            if entry.conn.fingerprint == peer.fingerprint and entry.conversation is None:
+                self.send(entry.info.id, text, done)     # an older chat.py: no outbox
+                return None
+        conv = self.delivery.conversation(peer.fingerprint)
+        conv.name = peer.name
+        return self.delivery.send(conv, text, done)
+
+    def trusted_named(self, name: str) -> "TrustedPeer | None":
+        return self.trust.lookup_by_name(name) if self.trust is not None else None
+
+    def history(self, count: int, fingerprint: bytes | None = None, name: str | None = None,
+                address: str | None = None) -> list:
+        """The last ``count`` messages (``network.store.Record``), oldest first: all, or
+        those with one identity, one announced name, or one address."""
+        if fingerprint is not None:
+            match = lambda r: r.fingerprint == fingerprint                  # noqa: E731
+        elif name is not None:
+            wanted = name.casefold()
+            match = lambda r: (r.name or "").casefold() == wanted            # noqa: E731
+        elif address is not None:
+            match = lambda r: r.address == address                          # noqa: E731
+        else:
+            match = None
+        return self.delivery.history.last(count, match)
 
     def send_to_all(self, text: str, done: Callable[[int, list], None]) -> None:
         """One message to every open connection; ``done(count, missed)`` once all have it.
@@ -328,8 +412,10 @@ class Node:
             for entry in self._registry.live_entries():
                 entry.conn.set_reading(reading)
 
-    def shutdown(self, done: Callable[[], None]) -> int:
-        """Say goodbye to everyone, flush (at most ``flush_timeout_s``), then ``done()``.
+    def shutdown(self, done: Callable[[int], None]) -> int:
+        """Wait for delivery peers' acknowledgements, say goodbye to everyone, flush (all
+        in at most ``flush_timeout_s``), then ``done(undelivered)``: how many messages of
+        ours were not acknowledged (each recipient reported to the observer).
 
         Returns how many connections are being closed.
         """
@@ -343,20 +429,50 @@ class Node:
         if self._listener is not None:
             self._listener.close()
         if self._dialer.attempt is not None:
-            self.cancel_connect()
+            self._cancel_attempt()
         if self._stall_timer is not None:
             self._stall_timer.cancel()
         self._admission.close()
+        self._reconnector.close()
         for entry in self._registry.pending_entries():
             entry.conn.abort()
         live = self._registry.live_entries()
         for entry in live:
             entry.closing(CloseReason.EXITING)
-            entry.conn.leave()
+        # Delivery peers first acknowledge what they have not (a share of the flush
+        # timeout), then everyone is told goodbye and gets the rest to take it.
+        if self._unacknowledged():
+            self._ack_timer = self._reactor.call_later(
+                self.options.flush_timeout_s * ACK_SHARE_OF_FLUSH, self._leave_all)
+        else:
+            self._leave_all()
         self._shutdown_timer = self._reactor.call_later(self.options.flush_timeout_s,
                                                          self._abort_all)
         self._maybe_shutdown_done()
         return len(live)
+
+    def _unacknowledged(self) -> bool:
+        """A connected delivery peer has messages of ours it has not acknowledged."""
+        return any(self._unacknowledged_on(entry) for entry in self._registry.live_entries())
+
+    @staticmethod
+    def _unacknowledged_on(entry: Entry) -> bool:
+        conv = entry.conversation
+        return conv is not None and bool(conv.outbox) and conv.carrier is entry.conn
+
+    def _maybe_leave(self) -> None:
+        if not self._left and not self._unacknowledged():
+            self._leave_all()
+
+    def _leave_all(self) -> None:
+        if self._left:
+            return
+        self._left = True
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        for entry in self._registry.live_entries():
+            entry.conn.leave()
 
     def _abort_all(self) -> None:
         self._shutdown_timer = None
@@ -370,7 +486,49 @@ class Node:
         done, self._shutdown_done = self._shutdown_done, None
         if self._shutdown_timer is not None:
             self._shutdown_timer.cancel()
-        self.later(done)
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+        report = self._lost_at_exit + [Undelivered(conv.recipient(), len(conv.outbox), True)
+                                       for conv in self.delivery.waiting()]
+        for undelivered in report:
+            self._observer.undelivered(undelivered)
+        self.later(done, sum(undelivered.count for undelivered in report))
+
+    # -- reconnecting, and the end of each turn ---------------------------------------------
+
+    def _redial(self, fingerprint: bytes, address: tuple[str, int],
+                done: Callable[[bool], None]) -> bool:
+        """The reconnector's dial: False if the node is busy dialling (ask again soon)."""
+        if self.shutting_down:
+            return True
+        if self._dialer.attempt is not None:
+            return False
+        if any(entry.conn.fingerprint == fingerprint for entry in self._registry.live_entries()):
+            self._reconnector.connected(fingerprint)
+            return True
+        ip, port = address
+        refusal, _ = self._room(None)
+        if refusal is not None or (port == self.port
+                                   and is_local_address(ip, self._local_addresses)):
+            self.later(done, False)
+            return True
+        try:
+            self._dialer.dial(ip, port, 0, done, auto=True)
+        except OSError:
+            self.later(done, False)
+        return True
+
+    def _send_numbered(self, entry: Entry, text: str, done: Callable[[Posted], None]) -> None:
+        self.delivery.send(entry.conversation, text, done)
+
+    def _record_to_all(self, text: str) -> None:
+        self.delivery.history.outgoing(None, None, "all", text, "sent")
+
+    def _turn_ended(self) -> None:
+        """What arrived this turn: stored, then shown, then acknowledged, in that order."""
+        self.delivery.save()
+        self._observer.flush()
+        self.delivery.acknowledge()
 
     # -- identities: the verbs ------------------------------------------------------------
 
@@ -492,8 +650,35 @@ class Node:
         if entry is None:
             return                       # gone already: an event behind a failed one
         if kind is Messages:
-            if entry.info is not None:
-                self._observer.messages_received(entry.info, event.texts)
+            info = entry.info
+            if info is None:
+                return
+            texts = event.texts
+            conv = entry.conversation
+            if conv is not None:
+                texts = self.delivery.received(conv, conn, event.seq, texts)
+                if not texts:
+                    return                   # shown before: a resend
+                self.delivery.history.incoming(
+                    info.fingerprint, info.trusted_name or info.name,
+                    f"{info.host}:{info.port}", texts, conv.in_stream,
+                    conv.in_upto - len(texts) + 1 if event.seq else 0)
+            else:
+                self.delivery.history.incoming(
+                    info.fingerprint, info.trusted_name or info.name,
+                    f"{info.host}:{info.port}", texts)
+            self._observer.messages_received(info, texts)
+        elif kind is Got:
+            if entry.conversation is not None:
+                self.delivery.got(entry.conversation, conn, event.stream, event.upto)
+                if self.shutting_down:
+                    self._maybe_leave()
+                elif entry.close_reason is CloseReason.TERMINATED \
+                        and not self._unacknowledged_on(entry) and not conn.transport.closed:
+                    conn.close()            # terminated: it has acknowledged everything
+        elif kind is Numbering:
+            if entry.conversation is not None:
+                self.delivery.numbering(entry.conversation, event.stream)
         elif kind is HelloReceived:
             self._decide_hello(entry, event.hello)
         elif kind is BecamePlain:
@@ -552,9 +737,9 @@ class Node:
         waited = self._dialer.settle(attempt)
         if waited is None:
             return
-        if self._registry.live(attempt.peer_id) is None:    # it never named a connection
-            self._registry.id_unused(attempt.peer_id)
-        if failed is not None and failed.failure is not Failure.CANCELLED:
+        if attempt.peer_id and self._registry.live(attempt.peer_id) is None:
+            self._registry.id_unused(attempt.peer_id)   # it never named a connection
+        if failed is not None and failed.failure is not Failure.CANCELLED and not attempt.auto:
             self._observer.connect_failed(attempt.ip, attempt.port, failed)
         self.later(attempt.done, failed is None)
         for entry in waited:
@@ -689,6 +874,26 @@ class Node:
         else:
             self._establish(entry)
         conn.accept()
+        if conn.delivers and entry.info is not None:
+            self._converse(entry)
+
+    def _converse(self, entry: Entry) -> None:
+        """A delivery peer: the conversation with its identity goes on over this connection."""
+        conn = entry.conn
+        conv = entry.conversation
+        if conv is None:
+            conv = self.delivery.conversation(conn.fingerprint)
+            other = conv.carrier
+            if other is not None and other is not conn and not other.transport.closed \
+                    and other.protocol.theirs.node_id != conn.protocol.theirs.node_id:
+                # Another process with that identity (one user's other terminal) carries
+                # the conversation: this connection gets one of its own.
+                conv = self.delivery.conversation(None)
+            entry.converses(conv)
+        conv.name = entry.info.trusted_name
+        self.delivery.attach(conv, conn, entry.info)
+        if conn.fingerprint is not None:
+            self._reconnector.connected(conn.fingerprint)
 
     def _establish(self, entry: Entry) -> None:
         conn = entry.conn
@@ -814,6 +1019,10 @@ class Node:
             self._settle(attempt, _failure(exc))
         info = entry.info
         quiet = entry.quiet
+        undelivered = None
+        if entry.conversation is not None:
+            undelivered = self.delivery.detach(entry.conversation, conn, info)
+            unsent = 0                  # they are in the outbox (or counted as undelivered)
         if live and entry.moved and not self.shutting_down:
             self._await_replacement(entry, info)
             live, quiet = False, True
@@ -833,6 +1042,17 @@ class Node:
             if unsent or reason not in (CloseReason.TERMINATED, CloseReason.EXITING):
                 self._observer.peer_lost(info, Lost(reason, errno=getattr(exc, "errno", None),
                                                     unsent=unsent, **detail))
+            if live and info.fingerprint is not None and info.trusted_name \
+                    and reason is not CloseReason.TERMINATED and not self.shutting_down:
+                trusted = self.trust.lookup_by_id(info.fingerprint) if self.trust else None
+                if trusted is not None:
+                    self._reconnector.want(trusted.fingerprint, trusted.name, trusted.address)
+        if undelivered is not None:
+            if self.shutting_down:
+                if not undelivered.queued:
+                    self._lost_at_exit.append(undelivered)
+            elif not quiet or not undelivered.queued:
+                self._observer.undelivered(undelivered)
         self._maybe_shutdown_done()
 
     def _check_stalls(self) -> None:

@@ -206,3 +206,41 @@ class IdentityUnavailable(Exception):
         super().__init__(f"{problem.value}: {detail}")
         self.problem = problem
         self.detail = detail
+
+
+class Posted(enum.Enum):
+    """What became of a message handed to ``send`` (its ``done`` says which, once)."""
+
+    WRITTEN = "written"        # in the connection's buffer; a delivery peer acknowledges later
+    QUEUED = "queued"          # not connected: in the outbox, sent when the peer is back
+    LOST = "lost"              # the connection ended first, and nobody can resend it
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Whom messages of ours are for: an identity's conversation, or one connection's."""
+
+    name: str | None                # the name our user trusts it as (or its announced name)
+    info: PeerInfo | None = None    # its connection, when one is (or was last) open
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    """Messages of ours not acknowledged (yet): ``queued`` stay in the outbox for later."""
+
+    recipient: Recipient
+    count: int
+    queued: bool
+
+
+@dataclass(frozen=True)
+class Record:
+    """One message as the history keeps it."""
+    at: float
+    direction: str          # "<": it came to us, ">": we sent it
+    fingerprint: bytes | None
+    name: str | None        # the name it went by then (trusted name first)
+    address: str
+    key: str                # "<stream>:<seq>" of a numbered message, else ""
+    state: str              # OUT: queued, sent, delivered, failed; IN: ""
+    text: str

@@ -41,9 +41,9 @@ from reactor.lines import LineCodec, LineTooLong
 
 from . import wire
 from .outcomes import Direction, HelloFault, HelloProblem, Refusal
-from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, HandshakeTimedOut,
-                              HelloReceived, LineDiscarded, Messages, NameChanged, PeerRefused,
-                              PeerSilent, StartTLS, State)
+from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, Got, HandshakeTimedOut,
+                              HelloReceived, LineDiscarded, Messages, NameChanged, Numbering,
+                              PeerRefused, PeerSilent, StartTLS, State)
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ class PeerProtocol:
         self.secured = False             # the TLS handshake is done; all else is inside it
         self._awaiting_full_hello = False   # we answered a certificate with our full hello
         self._announced = ours.name      # the name the other side last heard from us
+        self._in_seq = 0                 # the number of its next message (0: not numbered)
         if direction is Direction.OUTGOING:
             self._queue(wire.tls_hello_line(cert_der) if cert_der else wire.hello_line(ours))
 
@@ -149,6 +150,23 @@ class PeerProtocol:
     @property
     def speaks_protocol(self) -> bool:
         return self.theirs is not None
+
+    @property
+    def delivers(self) -> bool:
+        """Both sides number their messages and acknowledge (``delivery=1`` both ways)."""
+        return self.ours.delivery and self.theirs is not None and self.theirs.delivery
+
+    def send_got(self, stream: str | None, upto: int, now: float) -> None:
+        """Acknowledge: of its stream ``stream`` we have everything up to ``upto``."""
+        if self.state is State.PEER:
+            self._queue(wire.got_line(stream, upto))
+            self.last_sent = now
+
+    def send_from(self, stream: str, seq: int, now: float) -> None:
+        """Our next message is number ``seq`` of ``stream``."""
+        if self.state is State.PEER:
+            self._queue(wire.from_line(stream, seq))
+            self.last_sent = now
 
     # -- the node's answers ---------------------------------------------------------------
 
@@ -234,7 +252,12 @@ class PeerProtocol:
             # The hot path: a batch of text from an established connection.
             self._lines_seen += len(items)
             texts = items if all(items) else [text for text in items if text]
-            return [Messages(texts)] if texts else []
+            if not texts:
+                return []
+            seq = self._in_seq
+            if seq:
+                self._in_seq = seq + len(texts)
+            return [Messages(texts, seq)]
         return self._lines(items, now)
 
     def _lines(self, items: list, now: float) -> list:
@@ -278,10 +301,12 @@ class PeerProtocol:
         self._flush_texts(texts, events)
         return events
 
-    @staticmethod
-    def _flush_texts(texts: list, events: list) -> None:
+    def _flush_texts(self, texts: list, events: list) -> None:
         if texts:
-            events.append(Messages(texts[:]))
+            seq = self._in_seq
+            if seq:
+                self._in_seq = seq + len(texts)
+            events.append(Messages(texts[:], seq))
             texts.clear()
 
     def _control(self, line: str) -> list:
@@ -294,6 +319,17 @@ class PeerProtocol:
         if verb == wire.REFUSE:
             self._finish(self.last_received)
             return [PeerRefused(wire.parse_refuse(words))]
+        if self.delivers and (verb == wire.GOT or verb == wire.FROM):
+            numbered = wire.parse_numbered(words)
+            if numbered is None:
+                return []            # a broken one proves nothing: ignored, as unknown verbs
+            stream, number = numbered
+            if verb == wire.GOT:
+                return [Got(stream, number)]
+            if stream is not None and number > 0:
+                self._in_seq = number
+                return [Numbering(stream, number)]
+            return []
         return []   # PING proves life by arriving; unknown verbs are for later versions
 
     def receive_eof(self, now: float) -> list:

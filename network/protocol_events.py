@@ -36,6 +36,21 @@ class BecamePlain:
 @dataclass(frozen=True)
 class Messages:
     texts: list
+    seq: int = 0        # the number of the first (a delivery peer's); 0: not numbered
+
+
+@dataclass(frozen=True)
+class Got:
+    """It has stored and shown our stream ``stream`` up to message ``upto`` (``GOT``)."""
+    stream: str | None
+    upto: int
+
+
+@dataclass(frozen=True)
+class Numbering:
+    """Its next message is number ``seq`` of its stream ``stream`` (``FROM``)."""
+    stream: str
+    seq: int
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ class Entry:
     """The node's record of one connection."""
 
     __slots__ = ("conn", "info", "peer_id", "target", "quiet", "moved", "counted", "farewell",
-                 "deferred", "close_reason", "close_detail", "trusted_name")
+                 "deferred", "close_reason", "close_detail", "trusted_name", "conversation")
 
     def __init__(self, conn: Connection, target: tuple[str, int] | None, peer_id: int,
                  counted: bool, farewell: bool) -> None:
@@ -61,6 +61,7 @@ class Entry:
         self.close_reason: CloseReason | None = None    # set when we close it on purpose
         self.close_detail: dict = {}
         self.trusted_name: str | None = None    # our user's name for its identity
+        self.conversation = None                # delivery: what it carries (network.delivery)
 
     # -- what happened to it (the only writers of these fields besides the Registry) --
 
@@ -88,6 +89,10 @@ class Entry:
 
     def use_id(self, peer_id: int) -> None:
         self.peer_id = peer_id
+
+    def converses(self, conversation) -> None:
+        """A delivery peer: it carries this conversation (numbered, acknowledged)."""
+        self.conversation = conversation
 
 
 class Registry:

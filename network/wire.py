@@ -21,6 +21,26 @@ listening port, instance id and heartbeat never cross the network in clear.
 A side without an identity answers a certificate with its full hello, and the
 two go on in plain text.
     \\x01NAME [<name>]                    "call me this from now on" (none: no name)
+    \\x01GOT <stream> <n>                 "of your stream <stream> I have stored and shown
+                                        every message up to number <n>" (cumulative)
+    \\x01FROM <stream> <n>                "my next message is number <n> of my stream
+                                        <stream>, the one after it <n>+1, ..."
+
+**Delivery** is an extension of chat/2, announced by the hello field
+``delivery=1`` (a chat/2 peer that does not know it ignores the field, as it
+ignores every unknown one, and gets bare lines with no guarantee). When both
+hellos carry it, every text line is a numbered message: numbers are implicit
+(TCP keeps order), so a message is still its text and ``\\n`` on the wire and
+the hot path counts lines. Each side first sends ``GOT`` for the other's
+stream as it last stored it (``-`` and 0 when it knows none); on the other's
+first ``GOT`` it sends ``FROM`` with the number of its first unacknowledged
+message and then that unacknowledged tail, then new messages as they come.
+A receiver drops a number it has already shown, so a resend shows nothing
+twice, and acknowledges with ``GOT`` once per loop turn, after the messages
+are stored and shown. A *stream* is 16 hex digits, made once per
+conversation (the pair of identities) and kept with it, so numbers survive
+restarts; a sender that lost its store makes a new stream, and the receiver
+starts counting that one afresh (see ``network.delivery``).
 
 Names (``network.names``) were added to chat/2 without a version bump: the
 field is optional and the verb new, and both are ignored by a chat/2 peer
@@ -49,6 +69,10 @@ VERSION = "chat/2"
 VERSIONS = (VERSION,)             # every version this program speaks
 
 HELLO, REFUSE, PING, BYE, NAME = "HELLO", "REFUSE", "PING", "BYE", "NAME"
+GOT, FROM = "GOT", "FROM"
+NO_STREAM = "-"                   # GOT - 0: we know no stream of yours
+STREAM_CHARS = 16
+MAX_SEQ = 10 ** 18
 DUPLICATE_WORD = "duplicate"      # BYE duplicate: this connection gives way to another
 MAX_BAD_NAME_CHARS = 2 * MAX_NAME_CHARS     # what is kept of a refused name, for the notice
 
@@ -67,6 +91,7 @@ class Hello:
     heartbeat_ms: int       # the sender speaks at least this often
     name: str | None = None         # what the sender calls itself (a label, not proof)
     bad_name: str | None = None     # a name it announced that breaks the rule (peer text)
+    delivery: bool = False          # it numbers its messages and acknowledges ours
 
 
 @dataclass(frozen=True)
@@ -105,6 +130,8 @@ def control_line(verb: str, *words: str) -> str:
 def hello_line(hello: Hello) -> str:
     words = [VERSION, f"port={hello.port}", f"node={hello.node_id}",
              f"heartbeat={hello.heartbeat_ms}"]
+    if hello.delivery:
+        words.append("delivery=1")
     if hello.name is not None:
         words.append(f"name={hello.name}")
     return control_line(HELLO, *words)
@@ -172,7 +199,8 @@ def parse_hello(words: list[str]) -> Hello | TlsHello:
     name, bad_name = parse_name(fields.get("name"))
     return Hello(port=_number(fields, "port", 1, 65535), node_id=node_id,
                  heartbeat_ms=_number(fields, "heartbeat", MIN_HEARTBEAT_MS,
-                                      MAX_HEARTBEAT_MS), name=name, bad_name=bad_name)
+                                      MAX_HEARTBEAT_MS), name=name, bad_name=bad_name,
+                 delivery=fields.get("delivery") == "1")
 
 
 def _tls_hello(fields: dict[str, str]) -> TlsHello:
@@ -209,3 +237,31 @@ def parse_refuse(words: list[str]) -> PeerRefusal:
     if refusal in (Refusal.FULL, Refusal.BUSY) and len(words) > 1:
         limit = maybe_ascii_number(words[1], _MAX_NUMBER_CHARS) or 0
     return PeerRefusal(refusal, limit, detail)
+
+
+def got_line(stream: str | None, upto: int) -> str:
+    return control_line(GOT, stream or NO_STREAM, str(upto))
+
+
+def from_line(stream: str, seq: int) -> str:
+    return control_line(FROM, stream, str(seq))
+
+
+def new_stream() -> str:
+    import os
+    return os.urandom(STREAM_CHARS // 2).hex()
+
+
+def parse_numbered(words: list[str]) -> tuple[str | None, int] | None:
+    """The ``<stream> <n>`` of a GOT or FROM: ``(stream or None, n)``, or ``None`` if bad."""
+    if len(words) != 2:
+        return None
+    stream, number = words
+    if stream == NO_STREAM:
+        stream = None
+    elif len(stream) != STREAM_CHARS or not _HEX.issuperset(stream):
+        return None
+    value = maybe_ascii_number(number, 18)
+    if value is None or value > MAX_SEQ:
+        return None
+    return stream, value

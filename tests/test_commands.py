@@ -9,7 +9,8 @@ import pytest
 from commands import CommandRunner, Console, default_registry
 from commands.base import Command, CommandError
 from commands.registry import CommandRegistry
-from network.outcomes import AddressProblem, Declined, Direction, PeerInfo, Refusal, Refused
+from network.outcomes import (AddressProblem, Declined, Direction, PeerInfo, Posted, Refusal,
+                              Refused)
 from helpers import MemorySink
 
 
@@ -66,7 +67,11 @@ class FakeNode:
 
     def send(self, peer_id, text, done):
         self.calls.append(("send", peer_id, text))
-        self.pending.append(done)
+        # The tests settle it as True (in the buffer) or False (the connection ended).
+        self.pending.append(lambda ok: done(Posted.WRITTEN if ok else Posted.LOST))
+
+    def trusted_named(self, name):
+        return None
 
 
 class Harness:
@@ -288,8 +293,8 @@ def test_registry_refuses_duplicates_and_keeps_order():
     with pytest.raises(CommandError):
         registry.split("b")
     assert default_registry().names() == ["help", "myip", "myport", "myid", "connect", "list",
-                                          "terminate", "send", "name", "trust", "untrust",
-                                          "exit"]
+                                          "terminate", "send", "name", "history", "trust",
+                                          "untrust", "exit"]
 
 
 def test_console_stops_writing_when_stdout_is_gone():

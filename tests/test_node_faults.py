@@ -15,7 +15,7 @@ import struct
 
 import pytest
 
-from network.outcomes import CloseReason
+from network.outcomes import CloseReason, Posted
 
 
 def raw_listener():
@@ -51,7 +51,7 @@ def stalled(net, node):
         assert sent < 200_000, "the buffers never filled"
         for _ in range(1000):
             node.send(1, f"message {sent:06d} " + "x" * 80,
-                      lambda ok, n=sent: results.append((n, ok)))
+                      lambda posted, n=sent: results.append((n, posted is Posted.WRITTEN)))
             sent += 1
         for _ in range(3):
             net.reactor.call_soon(lambda: None)      # a turn that does not sleep
