@@ -49,6 +49,9 @@ from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, Got, Han
 @dataclass(frozen=True)
 class Timing:
     hello_wait_s: float = 1.0          # silence after which a connection counts as plain
+    # ... one we dialled: our hello has to cross a link and be answered, and text of ours
+    # sent to a chat.py peer taken for plain would break its TLS: a slow link gets longer.
+    answer_wait_s: float = 3.0
     handshake_timeout_s: float = 5.0   # a hello begun must be finished by then
     raw_flush_s: float = 0.5           # a plain client's unterminated text is shown then
     linger_s: float = 2.0              # FINISHING waits this long for the other side
@@ -434,7 +437,7 @@ class PeerProtocol:
                 return None
             if self.secured or self._awaiting_full_hello or _control_line_begun(self._codec):
                 return self._started + t.handshake_timeout_s
-            return self._started + t.hello_wait_s
+            return self._started + self._silence_s()
         if state is State.PEER:
             ping = self.last_sent + self.ours.heartbeat_ms / 1000
             if not self._judging:
@@ -446,6 +449,13 @@ class PeerProtocol:
             return self._finish_started + t.linger_s
         return None
 
+    def _silence_s(self) -> float:
+        """How long a silent other side may take before it counts as plain."""
+        t = self.timing
+        if self.direction is Direction.OUTGOING and not self.secured:
+            return max(t.hello_wait_s, t.answer_wait_s)
+        return t.hello_wait_s
+
     def _allowed_silence_s(self) -> float:
         return self.timing.heartbeat_misses * self.theirs.heartbeat_ms / 1000
 
@@ -456,7 +466,7 @@ class PeerProtocol:
                 if now >= self._started + t.handshake_timeout_s:
                     self._finish(now)
                     return [HandshakeTimedOut()]
-            elif now >= self._started + t.hello_wait_s:
+            elif now >= self._started + self._silence_s():
                 self.state = State.PLAIN
                 return [BecamePlain()] + self.tick(now)
         elif state is State.PEER:

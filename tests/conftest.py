@@ -44,7 +44,8 @@ def chat():
 
 # -- nodes in-process (test_node*.py) ---------------------------------------------------------
 
-FAST = Timing(hello_wait_s=0.3, handshake_timeout_s=1.0, raw_flush_s=0.1, linger_s=0.5)
+FAST = Timing(hello_wait_s=0.3, answer_wait_s=0.3, handshake_timeout_s=1.0, raw_flush_s=0.1,
+              linger_s=0.5)
 
 
 class Recorder:

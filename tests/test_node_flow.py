@@ -49,7 +49,7 @@ def turn(reactor):
 def start(clock=None):
     reactor = Reactor(clock=clock) if clock else Reactor()
     observer = Recorder()
-    node = Node(reactor, observer, NodeOptions(heartbeat_s=1.0, timing=Timing(hello_wait_s=0.2)))
+    node = Node(reactor, observer, NodeOptions(heartbeat_s=1.0, timing=Timing(hello_wait_s=0.2, answer_wait_s=0.2)))
     node.listen("127.0.0.1", 0)
     return reactor, node, observer
 

@@ -194,10 +194,19 @@ def test_a_late_hello_upgrades_a_plain_connection():
     assert proto.state is State.PEER
 
 
+def test_a_connection_we_dialled_waits_longer_for_an_answer_than_one_that_came_to_us():
+    # Our hello must cross the link and be answered: a slow link is not a plain listener.
+    proto = outgoing()
+    proto.data_to_send()
+    assert proto.tick(T.hello_wait_s) == []
+    assert proto.next_deadline() == T.answer_wait_s
+    assert proto.tick(T.answer_wait_s) == [BecamePlain()]
+
+
 def test_our_hello_answered_late_upgrades_too():
     proto = outgoing()
     proto.data_to_send()
-    assert proto.tick(1.0) == [BecamePlain()]
+    assert proto.tick(T.answer_wait_s) == [BecamePlain()]
     _, events = feed_split(lambda: _plain_outgoing(), HELLO + b"\x01PING\nhi\n", accept)
     assert events == [HelloReceived(THEIRS), Messages(["hi"])]
 
