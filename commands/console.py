@@ -236,8 +236,10 @@ class Console:
     def accept_paused(self, errno: int | None, retry_s: float) -> None:
         self.notice(words.accept_paused(errno, retry_s))
 
-    def delivered(self, recipient: Recipient, text: str) -> None:
-        self.notice(f"{self._style(words.delivered(recipient), SENT)} {sanitize(text)}")
+    def delivered(self, recipient: Recipient, texts: list) -> None:
+        """Messages that had waited (queued, or in flight when a connection dropped)."""
+        self.notice(f"{self._style(words.delivered(recipient, len(texts)), SENT)} "
+                    f"{words.shorten(sanitize(texts[-1]))}")
 
     def undelivered(self, undelivered: Undelivered) -> None:
         self.error(words.undelivered(undelivered))

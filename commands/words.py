@@ -409,7 +409,11 @@ def recipient(whom: Recipient) -> str:
     """Whom messages are for: the connection if one is open, else our name for it."""
     if whom.info is not None and whom.info.id:
         return peer(whom.info)
-    return sanitize(whom.name) if whom.name else "that peer"
+    if whom.name:
+        return sanitize(whom.name)
+    if whom.address is not None:
+        return f"the peer last seen at {whom.address[0]}:{whom.address[1]}"
+    return "that peer"
 
 
 def queued_for(name: str) -> str:
@@ -417,9 +421,11 @@ def queued_for(name: str) -> str:
     return f"queued for {sanitize(name)} (not connected; sent when it is):"
 
 
-def delivered(whom: Recipient) -> str:
-    """A message that had waited is acknowledged (the text follows)."""
-    return f"delivered to {recipient(whom)}:"
+def delivered(whom: Recipient, count: int = 1) -> str:
+    """Messages that had waited are acknowledged (the text of the last follows)."""
+    if count == 1:
+        return f"delivered to {recipient(whom)}:"
+    return f"delivered to {recipient(whom)}: {count} messages that had waited, the last:"
 
 
 def undelivered(what: Undelivered) -> str:

@@ -42,10 +42,11 @@ from .store import History, Store
 class Outgoing:
     """One message of ours that its recipient has not acknowledged yet."""
 
-    __slots__ = ("seq", "text", "at", "done", "queued")
+    __slots__ = ("seq", "text", "at", "done", "queued", "key")
 
-    def __init__(self, seq: int, text: str, at: float, done, queued: bool) -> None:
+    def __init__(self, seq: int, text: str, at: float, done, queued: bool, key: str) -> None:
         self.seq = seq
+        self.key = key          # its name in the history, for good (its number may change)
         self.text = text
         self.at = at
         self.done = done        # the sender's callback (Posted), until it is called
@@ -56,7 +57,7 @@ class Conversation:
     """Our messages with one identity (or one connection, without identities)."""
 
     __slots__ = ("peer", "out_stream", "next_seq", "outbox", "in_stream", "in_upto", "carrier",
-                 "resumed", "last_seen", "name")
+                 "resumed", "last_seen", "name", "unconfirmed_from")
 
     def __init__(self, peer: bytes | None, out_stream: str, next_seq: int = 1,
                  in_stream: str | None = None, in_upto: int = 0) -> None:
@@ -70,15 +71,24 @@ class Conversation:
         self.resumed = False             # that connection has its GOT: we may send
         self.last_seen: PeerInfo | None = None    # the peer as it was last shown
         self.name: str | None = None     # our user's name for it (trusted)
+        # Loaded from the store: numbers from here on may have been used by a run that
+        # died before storing them. The other side's first GOT tells (None: settled).
+        self.unconfirmed_from: int | None = None
 
     @property
     def persistent(self) -> bool:
         return self.peer is not None
 
-    def recipient(self) -> Recipient:
+    def recipient(self, connected: bool | None = None) -> Recipient:
+        """Whom it is with: by its connection while one carries it (``connected``: say
+        so anyway, for the one that just ended), else by our name for it."""
         seen = self.last_seen
         name = self.name or (seen.trusted_name or seen.name if seen else None)
-        return Recipient(name, seen)
+        if connected is None:
+            connected = self.carrier is not None
+        if connected:
+            return Recipient(name, seen)
+        return Recipient(name, None, (seen.host, seen.port) if seen else None)
 
     def address(self) -> str:
         seen = self.last_seen
@@ -87,18 +97,19 @@ class Conversation:
 
 class Delivery:
     def __init__(self, store: Store, history: History, later: Callable[..., None],
-                 delivered: Callable[[Recipient, str], None]) -> None:
+                 delivered: Callable[[Recipient, list], None]) -> None:
         self.store = store
         self.history = history
         self._later = later
-        self._delivered = delivered          # a message that had waited is delivered
+        self._delivered = delivered          # messages that had waited are delivered
         self._conversations: dict[bytes, Conversation] = {}
         self._ack_due: dict = {}             # connection -> conversation, this turn
         for peer, saved in store.load().items():
             conv = Conversation(peer, saved.out_stream, saved.next_seq, saved.in_stream,
                                 saved.in_upto)
-            for seq, at, text in saved.outbox:
-                conv.outbox.append(Outgoing(seq, text, at, None, True))
+            for seq, at, text, key in saved.outbox:
+                conv.outbox.append(Outgoing(seq, text, at, None, True, key))
+            conv.unconfirmed_from = saved.next_seq
             self._conversations[peer] = conv
 
     # -- conversations --------------------------------------------------------------
@@ -116,6 +127,13 @@ class Delivery:
 
     def known(self, peer: bytes) -> Conversation | None:
         return self._conversations.get(peer)
+
+    def named(self, conv: Conversation, name: str | None, seen: PeerInfo | None = None) -> None:
+        """Our user's name for ``conv``'s identity (how the outbox and history say whom),
+        and the connection as it is shown now, if one carries it."""
+        conv.name = name
+        if seen is not None:
+            conv.last_seen = seen
 
     def waiting(self) -> list[Conversation]:
         """Conversations with messages not yet acknowledged."""
@@ -150,21 +168,20 @@ class Delivery:
         if conv.persistent:
             for out in conv.outbox:
                 self._posted(out, Posted.QUEUED)
-            return Undelivered(conv.recipient(), count, queued=True)
+                out.queued = True           # they wait now: their delivery is news
+            return Undelivered(conv.recipient(connected=True), count, queued=True)
         for out in conv.outbox:
             self._posted(out, Posted.LOST)
         conv.outbox.clear()
-        return Undelivered(conv.recipient(), count, queued=False)
+        return Undelivered(conv.recipient(connected=True), count, queued=False)
 
     def got(self, conv: Conversation, conn, stream: str | None, upto: int) -> None:
         """``GOT``: it has our ``stream`` up to ``upto``. The first on a connection resumes."""
         first = conv.carrier is conn and not conv.resumed
+        if first and conv.unconfirmed_from is not None:
+            # Before we send anything on it: what it has is what earlier runs sent.
+            self._confirm_numbers(conv, upto if stream == conv.out_stream else 0)
         if stream == conv.out_stream:
-            if first and upto >= conv.next_seq:
-                # It has numbers we never stored (we were killed between the write and
-                # the save): carry on after them, so no number means two messages.
-                conv.next_seq = upto + 1
-                self._stored(conv)
             self._acknowledged(conv, min(upto, conv.next_seq - 1))
         if first:
             conv.resumed = True
@@ -173,17 +190,37 @@ class Delivery:
             for out in conv.outbox:
                 conn.send(out.text, functools.partial(self._written, out))
 
+    def _confirm_numbers(self, conv: Conversation, upto: int) -> None:
+        """The first GOT since we loaded ``conv`` (before this run sent it anything): did
+        a run of ours that died use numbers it never stored? Then the other side has them
+        (up to ``upto``): messages of ours numbered since the load move after them, so no
+        number means two messages."""
+        start, conv.unconfirmed_from = conv.unconfirmed_from, None
+        if upto < start:
+            return
+        seq = upto + 1
+        for out in conv.outbox:
+            if out.seq >= start:
+                out.seq = seq
+                self.store.queued(conv.peer, seq, out.at, out.text, out.key)
+                seq += 1
+        conv.next_seq = seq
+        self._stored(conv)
+
     def _acknowledged(self, conv: Conversation, upto: int) -> None:
         outbox = conv.outbox
         if not outbox or outbox[0].seq > upto:
             return
         keys = []
+        waited = []
         while outbox and outbox[0].seq <= upto:
             out = outbox.popleft()
-            keys.append(f"{conv.out_stream}:{out.seq}")
+            keys.append(out.key)
             self._posted(out, Posted.WRITTEN)
             if out.queued:
-                self._delivered(conv.recipient(), out.text)
+                waited.append(out.text)
+        if waited:
+            self._delivered(conv.recipient(), waited)
         if conv.peer is not None:
             self.store.delivered(conv.peer, upto)
             self.history.changed(conv.peer, keys, "delivered")
@@ -224,14 +261,14 @@ class Delivery:
         seq = conv.next_seq
         conv.next_seq = seq + 1
         carried = conv.carrier is not None
-        out = Outgoing(seq, text, now, done if carried else None, not conv.resumed)
+        key = f"{conv.out_stream}:{seq}"
+        out = Outgoing(seq, text, now, done if carried else None, not carried, key)
         conv.outbox.append(out)
         if conv.peer is not None:
             self._stored(conv)
-            self.store.queued(conv.peer, seq, now, text)
+            self.store.queued(conv.peer, seq, now, text, key)
         self.history.outgoing(conv.peer, conv.recipient().name, conv.address(), text,
-                              "sent" if conv.resumed else "queued",
-                              f"{conv.out_stream}:{seq}", at=now)
+                              "sent" if conv.resumed else "queued", key, at=now)
         if conv.resumed:
             conv.carrier.send(text, functools.partial(self._written, out))
         return None if carried else Posted.QUEUED

@@ -163,7 +163,15 @@ class Node:
         self._stall_timer = self._reactor.call_later(self._stall_check_s(), self._check_stalls)
         self._reconnector.enabled = self.options.reconnect and self.identity is not None
         for peer in self.trusted():
-            self._reconnector.want(peer.fingerprint, peer.name, peer.address)
+            conv = self.delivery.known(peer.fingerprint)
+            if conv is not None:
+                self.delivery.named(conv, peer.name)
+        self._reactor.call_soon(self._plan_reconnects)   # after "listening on"
+
+    def _plan_reconnects(self) -> None:
+        for peer in self.trusted():
+            if not self.shutting_down:
+                self._reconnector.want(peer.fingerprint, peer.name, peer.address)
 
     def _stall_check_s(self) -> float:
         return min(STALL_CHECK_S, self.options.send_timeout_s / 2)
@@ -351,7 +359,7 @@ class Node:
                 self.send(entry.info.id, text, done)     # an older chat.py: no outbox
                 return None
         conv = self.delivery.conversation(peer.fingerprint)
-        conv.name = peer.name
+        self.delivery.named(conv, peer.name)
         return self.delivery.send(conv, text, done)
 
     def trusted_named(self, name: str) -> "TrustedPeer | None":
@@ -569,6 +577,8 @@ class Node:
             if entry.conn.fingerprint == fingerprint:
                 entry.trusted_as(name)
                 self._registry.update(entry, replace(entry.info, trusted_name=name))
+                if entry.conversation is not None and entry.conversation.persistent:
+                    self.delivery.named(entry.conversation, name, entry.info)
 
     # -- later: every done callback -------------------------------------------------------
 
@@ -890,7 +900,7 @@ class Node:
                 # the conversation: this connection gets one of its own.
                 conv = self.delivery.conversation(None)
             entry.converses(conv)
-        conv.name = entry.info.trusted_name
+        self.delivery.named(conv, entry.info.trusted_name)
         self.delivery.attach(conv, conn, entry.info)
         if conn.fingerprint is not None:
             self._reconnector.connected(conn.fingerprint)

@@ -222,6 +222,7 @@ class Recipient:
 
     name: str | None                # the name our user trusts it as (or its announced name)
     info: PeerInfo | None = None    # its connection, when one is (or was last) open
+    address: tuple[str, int] | None = None   # else where it was last seen, if anywhere
 
 
 @dataclass(frozen=True)

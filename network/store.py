@@ -26,7 +26,8 @@ memory, never a traceback and never a message on screen.
 
 One home may be used by several chat.py at once (one user's terminals): the
 first takes an exclusive lock (``chat.lock``) and keeps the files; the others
-keep theirs in memory, and say so once.
+keep theirs in memory (the README says so; a line at each start would be noise
+for the user who runs several on purpose).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS conversation (peer BLOB PRIMARY KEY, out_stream TEXT NOT NULL,"
     " next_seq INTEGER NOT NULL, in_stream TEXT, in_upto INTEGER NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS outbox (peer BLOB NOT NULL, seq INTEGER NOT NULL,"
-    " at REAL NOT NULL, text TEXT NOT NULL, PRIMARY KEY (peer, seq))",
+    " at REAL NOT NULL, text TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (peer, seq))",
 )
 
 
@@ -75,7 +76,7 @@ class SavedConversation:
     next_seq: int
     in_stream: str | None
     in_upto: int
-    outbox: list = field(default_factory=list)    # (seq, at, text), oldest first
+    outbox: list = field(default_factory=list)    # (seq, at, text, key), oldest first
 
 
 class Store:
@@ -85,7 +86,7 @@ class Store:
         self._warn = warn                   # warn(problem, detail): once per problem
         self._db: sqlite3.Connection | None = None
         self._conversations: dict[bytes, tuple] = {}   # changed this turn
-        self._queued: list[tuple] = []                  # (peer, seq, at, text)
+        self._queued: list[tuple] = []                  # (peer, seq, at, text, key)
         self._acked: dict[bytes, int] = {}              # peer -> delivered up to
         self.path = path
         if path is not None:
@@ -144,11 +145,11 @@ class Store:
                      for peer, out, seq, ins, upto in self._db.execute(
                          "SELECT peer, out_stream, next_seq, in_stream, in_upto"
                          " FROM conversation")}
-            for peer, seq, at, text in self._db.execute(
-                    "SELECT peer, seq, at, text FROM outbox ORDER BY peer, seq"):
+            for peer, seq, at, text, key in self._db.execute(
+                    "SELECT peer, seq, at, text, key FROM outbox ORDER BY peer, seq"):
                 conv = saved.get(bytes(peer))
                 if conv is not None:
-                    conv.outbox.append((seq, at, text))
+                    conv.outbox.append((seq, at, text, key))
             return saved
         except sqlite3.Error as exc:
             self._failed(exc)
@@ -161,9 +162,10 @@ class Store:
         if self._db is not None:
             self._conversations[peer] = (peer, out_stream, next_seq, in_stream, in_upto)
 
-    def queued(self, peer: bytes, seq: int, at: float, text: str) -> None:
+    def queued(self, peer: bytes, seq: int, at: float, text: str, key: str) -> None:
+        """A message for the outbox (``key``: its name in the history, for good)."""
         if self._db is not None:
-            self._queued.append((peer, seq, at, text))
+            self._queued.append((peer, seq, at, text, key))
 
     def delivered(self, peer: bytes, upto: int) -> None:
         if self._db is not None:
@@ -186,8 +188,9 @@ class Store:
                 db.executemany("INSERT OR REPLACE INTO conversation VALUES (?, ?, ?, ?, ?)",
                                conversations.values())
             if queued:
-                db.executemany("INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?)", queued)
-            if acked:
+                db.executemany("INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?, ?)",
+                               queued)
+            if acked:       # (a renumbered message's old number goes here too)
                 db.executemany("DELETE FROM outbox WHERE peer = ? AND seq <= ?",
                                acked.items())
             db.execute("COMMIT")
@@ -302,6 +305,7 @@ class History:
         try:
             if self._count + len(lines) > self.limit:
                 self._rotate()
+                lines = lines[-self.limit:]     # a turn of more than the limit: its newest
             os.write(self._fd, ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
             self._count += len(lines)
         except OSError as exc:
