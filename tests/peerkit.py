@@ -58,9 +58,11 @@ class WirePeer:
         data = line.encode() if isinstance(line, str) else line
         self.tls.sendall(data + b"\n")
 
-    def hello(self, port: int, node_id: str | None = None, heartbeat_ms: int = 15000) -> str:
+    def hello(self, port: int, node_id: str | None = None, heartbeat_ms: int = 15000,
+              delivery: bool = False) -> str:
         node_id = node_id or os.urandom(8).hex()
-        self.send_line(wire.hello_line(wire.Hello(port, node_id, heartbeat_ms)))
+        self.send_line(wire.hello_line(wire.Hello(port, node_id, heartbeat_ms,
+                                                  delivery=delivery)))
         return node_id
 
     def read_line(self) -> bytes:

@@ -26,6 +26,14 @@ Scenarios:
            buffer). Delivered messages/s to the others, how long the slow one takes once
            it reads, peak RSS, and on every socket: lost, reordered, corrupted.
   startup  time from exec to the listening line.
+  stall    the fan-in's flood (1 M messages by default) into chat.py run under
+           tests/bench/turns.py, which times every loop turn from the moment select
+           returns: the worst turn (the longest the loop could not answer anyone, the
+           history's write and SQLite's commit included), turns of 20 ms or more, and
+           the worst end-of-turn save. chat.py implementations only.
+
+The fan-in runs chat.py with its history on (the default) and "chat-nohist" with
+--no-history, beside the references.
 """
 
 from __future__ import annotations
@@ -61,6 +69,9 @@ PY = sys.executable
 IMPLS = {
     "chat": [PY, str(ROOT / "chat.py"), "0", "--host", "127.0.0.1", "--stay",
              "--max-peers", "20000", "--max-per-address", "0"],
+    # The same with nothing on disk: no history, no outbox (fan-in: what the history costs).
+    "chat-nohist": [PY, str(ROOT / "chat.py"), "0", "--host", "127.0.0.1", "--stay",
+                    "--max-peers", "20000", "--max-per-address", "0", "--no-history"],
     "floor": [PY, str(HERE / "refs" / "floor.py"), "0"],
     "asyncio": [PY, str(HERE / "refs" / "asyncio_streams.py"), "0"],
     "threads": [PY, str(HERE / "refs" / "threaded.py"), "0"],
@@ -497,7 +508,19 @@ def fanout(impl: str, cfg) -> dict:
             "cpu_ms": cpu * 1e3}
 
 
-SCENARIOS = {"fanin": fanin, "fanout": fanout, "latency": latency, "scale": scale,
+def stall(impl: str, cfg) -> dict:
+    """The fan-in, with ``impl``'s loop turns timed (tests/bench/turns.py)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = os.path.join(tmp, "turns.json")
+        IMPLS["timed"] = [PY, str(HERE / "turns.py"), report, *IMPLS[impl][2:]]
+        result = fanin("timed", cfg)
+        stats = json.loads(Path(report).read_text())
+    return {"msgs_per_s": result["msgs_per_s"], "lost": result["lost"],
+            "worst_turn_ms": stats["worst_turn_ms"], "turns_over_20ms": stats["turns_over_20ms"],
+            "worst_save_ms": stats["worst_save_ms"]}
+
+
+SCENARIOS = {"stall": stall, "fanin": fanin, "fanout": fanout, "latency": latency, "scale": scale,
              "burst": burst, "startup": startup}
 FANOUT_IMPLS = ("chat", "floor")      # the others do not speak "send all"
 
@@ -513,6 +536,8 @@ def run(cfg) -> dict:
         for rnd in range(cfg.rounds):
             for impl in cfg.impls:
                 if scenario == "fanout" and impl not in FANOUT_IMPLS:
+                    continue
+                if scenario == "stall" and not impl.startswith("chat"):
                     continue
                 if scenario == "scale" and impl == "threads" and max(cfg.scale_sizes) > 2000 \
                         and not cfg.threads_scale:

@@ -4,11 +4,14 @@
     python3 tests/bench/secure_bench.py            # 3 rounds
     python3 tests/bench/secure_bench.py --quick    # small sizes, one round
 
-Scenarios (each round runs the plain and the encrypted variant in turn):
+Scenarios (each round runs the plain and the encrypted variants in turn):
   fanin      P peers each send L lines of 100 characters to one chat.py: plain clients
              (raw sockets) against chat.py peers over TLS (the wire's certificate hello,
-             TLS 1.3, the full hello inside); messages/s, receiver CPU per message,
-             integrity (lost, merged, reordered: every line carries its peer and number).
+             TLS 1.3, the full hello inside), and the same with delivery (delivery=1 in
+             both hellos: the receiver numbers, dedupes, keys its history and sends a GOT
+             per turn; the senders say GOT and FROM as chat.py does, and never read the
+             acknowledgements); messages/s, receiver CPU per message, integrity (lost,
+             merged, reordered: every line carries its peer and number).
   handshake  200 encrypted connections opened at once (8 client threads); time until
              chat.py has shown every one, and a `myport` answered meanwhile.
   idle       1,000 idle encrypted connections: chat.py's RSS growth per connection.
@@ -39,6 +42,7 @@ from bench import (Receiver, check_integrity, cpu_s, fanin_payloads, proc_kib,  
                    wait_lines)
 import bench  # noqa: E402
 from peerkit import WirePeer, make_identity  # noqa: E402
+from network import wire  # noqa: E402
 
 CHAT = [sys.executable, str(ROOT / "chat.py"), "0", "--host", "127.0.0.1", "--stay",
         "--max-peers", "20000", "--max-per-address", "0"]
@@ -55,17 +59,23 @@ def receiver(home: Path, env: dict | None = None, out: str | None = None) -> Rec
         os.environ.update(saved)
 
 
-def fanin(secure: bool, cfg, home: Path, client) -> dict:
+def fanin(mode: str, cfg, home: Path, client) -> dict:
+    """``mode``: plain, encrypted, or acks (encrypted, with delivery)."""
     peers, lines = cfg.peers, cfg.lines
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "out")
         rx = receiver(home, out=path)
         try:
-            if secure:
+            if mode != "plain":
+                acks = mode == "acks"
                 conns = [WirePeer.connect(rx.port, client) for _ in range(peers)]
                 for c in conns:
-                    c.hello(port=1)
+                    c.hello(port=1, delivery=acks)
                     c.their_hello()
+                    if acks:               # as chat.py does: GOT first, FROM on theirs
+                        c.send_line(wire.got_line(None, 0))
+                        assert c.read_line().startswith(b"\x01GOT ")
+                        c.send_line(wire.from_line(wire.new_stream(), 1))
                 send = [c.tls.sendall for c in conns]
             else:
                 socks = [bench.connect(rx.port) for _ in range(peers)]
@@ -165,19 +175,20 @@ def main(argv=None) -> int:
     try:
         home, client = tmp / "server", make_identity(tmp / "client" / "identity-home")
         make_identity(home)
-        runs: dict = {"fanin plain": [], "fanin encrypted": []}
+        modes = ("plain", "encrypted", "acks")
+        runs: dict = {mode: [] for mode in modes}
         for r in range(rounds):
             print(f"# round {r + 1}/{rounds}", file=sys.stderr, flush=True)
-            runs["fanin plain"].append(fanin(False, cfg, home, client))
-            runs["fanin encrypted"].append(fanin(True, cfg, home, client))
-        plain = {k: statistics.median(x[k] for x in runs["fanin plain"])
-                 for k in runs["fanin plain"][0]}
-        secure = {k: statistics.median(x[k] for x in runs["fanin encrypted"])
-                  for k in runs["fanin encrypted"][0]}
-        print("fanin (medians)      plain            encrypted        ratio")
-        for k in plain:
-            ratio = secure[k] / plain[k] if plain[k] else float("nan")
-            print(f"  {k:<18} {plain[k]:>14,.3f}  {secure[k]:>14,.3f}  {ratio:>6.2f}x")
+            for mode in modes:
+                runs[mode].append(fanin(mode, cfg, home, client))
+        med = {mode: {k: statistics.median(x[k] for x in runs[mode]) for k in runs[mode][0]}
+               for mode in modes}
+        print("fanin (medians)          plain       encrypted  enc. + acks   enc./plain"
+              "  acks/enc.")
+        for k in med["plain"]:
+            p, e, a = (med[mode][k] for mode in modes)
+            print(f"  {k:<18} {p:>12,.3f}  {e:>12,.3f}  {a:>12,.3f}  "
+                  f"{e / p if p else float('nan'):>9.2f}x  {a / e if e else float('nan'):>8.2f}x")
         for name, result in (("handshake", handshakes(cfg, home, client)),
                              ("idle", idle(cfg, home, client)),
                              ("startup", startup(cfg, home, tmp))):
