@@ -224,6 +224,8 @@ def _identity_and_trust(home_text: str | None):
     except IdentityUnavailable as exc:
         _warn(words.identity_unavailable(exc))
     trust = TrustStore(home / TRUST_FILE_NAME)
+    if trust.unreadable is not None:
+        _warn(words.trust_file_unreadable(trust.path, trust.unreadable))
     for skipped in trust.skipped:
         _warn(words.trust_line_skipped(trust.path, skipped.number, skipped.problem))
     return identity, trust

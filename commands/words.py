@@ -682,6 +682,10 @@ def cannot_listen(exc: OSError, host: str, port: int) -> str:
     return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
 
 
+def trust_file_unreadable(path, detail: str) -> str:
+    return f"cannot read {path} ({sanitize(detail)}); nobody is trusted in this run"
+
+
 def trust_line_skipped(path, number: int, problem: TrustProblem) -> str:
     """A line of the trust file (``path``) that is not understood, and is kept."""
     return f"{path}, line {number}: not understood ({problem.value}); left as it is"

@@ -91,6 +91,7 @@ class TrustStore:
         self._peers: list[TrustedPeer] = []
         self._bad_lines: list[str] = []
         self.skipped: list[SkippedLine] = []
+        self.unreadable: str | None = None     # why the file could not be read (no peers)
         self.reload()
 
     # -- reading ----------------------------------------------------------------------
@@ -98,8 +99,11 @@ class TrustStore:
     def reload(self) -> None:
         try:
             text = self.path.read_text("utf-8", errors="replace")
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            text = ""             # no file, or no home at all (a path under a regular file)
+        except OSError as exc:    # unreadable: nobody is trusted, and the user is told
             text = ""
+            self.unreadable = exc.strerror or str(exc)
         peers, bad, skipped = [], [], []
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip() or line.lstrip().startswith("#"):

@@ -101,6 +101,27 @@ def test_cannot_start_is_one_error_line_with_status_1():
                           b"this machine has that address\n")
 
 
+def test_a_home_under_a_regular_file_starts_without_an_identity_in_one_note(tmp_path):
+    (tmp_path / "file").write_text("not a folder\n")
+    home = tmp_path / "file" / "home"
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(10)
+        port = listener.getsockname()[1]
+        out = run_chat("0", "--host", "127.0.0.1", "--home", str(home),
+                       input=f"connect 127.0.0.1 {port}\nsend 1 in the clear\nexit\n".encode())
+        peer, _ = listener.accept()
+        with peer:
+            peer.settimeout(10)
+            heard = b""
+            while chunk := peer.recv(4096):
+                heard += chunk
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("chat.py: note: no identity ("), lines
+    assert "Not a directory" in lines[0] and "not be encrypted" in lines[0]
+    assert b"in the clear\n" in heard and b"cert=" not in heard     # plain, as without openssl
+
+
 def test_escapes_typed_on_the_command_line_are_not_echoed_raw():
     out = run("0", "--bogus\x1b]0;PWNED\x07\x1b[2J")
     assert out.returncode == 2

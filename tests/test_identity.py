@@ -360,3 +360,12 @@ def test_unusable_announced_certificates_and_matching():
 def test_a_garbage_announced_certificate_is_unusable(people):
     with pytest.raises(UnusableCertificate):
         peer_context(people["alice"], b"\x30\x03garbage", False)
+
+
+def test_a_trust_file_under_a_regular_file_is_none_and_an_unreadable_one_is_said(tmp_path):
+    (tmp_path / "file").write_text("x")
+    missing = TrustStore(tmp_path / "file" / "home" / "trusted")
+    assert missing.all() == [] and missing.unreadable is None        # no home: nobody yet
+    (tmp_path / "trusted").mkdir()                                     # not a file
+    unreadable = TrustStore(tmp_path / "trusted")
+    assert unreadable.all() == [] and unreadable.unreadable
