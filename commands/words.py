@@ -236,6 +236,9 @@ def lost(info: PeerInfo, outcome: Lost) -> list[str]:
                  f"{outcome.silent_s / 60:.0f} min)"]
     elif reason is CloseReason.REFUSED:
         lines = [f"{who} refused the connection ({sanitize(outcome.detail)})"]
+    elif reason is CloseReason.NO_RECEIPTS:
+        lines = [f"dropped {who}: it promised receipts but never said what it has of ours "
+                 f"(in {outcome.silent_s:.1f} s)"]
     elif reason is CloseReason.DAMAGED:
         lines = [f"dropped {who}: its encrypted stream was damaged or cut "
                  f"({sanitize(outcome.detail)}); nothing of the damaged part was shown"]

@@ -104,6 +104,9 @@ class Delivery:
         self._delivered = delivered          # messages that had waited are delivered
         self._conversations: dict[bytes, Conversation] = {}
         self._ack_due: dict = {}             # connection -> conversation, this turn
+        # Messages to write once the turn is stored (a number leaves only once it is
+        # on disk, so a run killed in between never used a number it did not keep).
+        self._unreleased: list = []          # (conversation, connection, Outgoing)
         for peer, saved in store.load().items():
             conv = Conversation(peer, saved.out_stream, saved.next_seq, saved.in_stream,
                                 saved.in_upto)
@@ -187,8 +190,12 @@ class Delivery:
             conv.resumed = True
             conn.number_from(conv.out_stream,
                              conv.outbox[0].seq if conv.outbox else conv.next_seq)
-            for out in conv.outbox:
-                conn.send(out.text, functools.partial(self._written, out))
+            self._unreleased.extend([(conv, conn, out) for out in conv.outbox])
+
+    @staticmethod
+    def resumed_on(conv: Conversation, conn) -> bool:
+        """``conn`` carries ``conv`` and has said what it has (its first GOT)."""
+        return conv.carrier is not conn or conv.resumed
 
     def _confirm_numbers(self, conv: Conversation, upto: int) -> None:
         """The first GOT since we loaded ``conv`` (before this run sent it anything): did
@@ -201,6 +208,7 @@ class Delivery:
         seq = upto + 1
         for out in conv.outbox:
             if out.seq >= start:
+                self.store.renumbered(conv.peer, out.seq)
                 out.seq = seq
                 self.store.queued(conv.peer, seq, out.at, out.text, out.key)
                 seq += 1
@@ -240,6 +248,7 @@ class Delivery:
             return texts
         last = seq + len(texts) - 1
         if last <= conv.in_upto:
+            self._ack_due[conn] = conv       # a resend of what it missed our GOT for
             return []
         if seq <= conv.in_upto:
             texts = texts[conv.in_upto - seq + 1:]
@@ -270,8 +279,18 @@ class Delivery:
         self.history.outgoing(conv.peer, conv.recipient().name, conv.address(), text,
                               "sent" if conv.resumed else "queued", key, at=now)
         if conv.resumed:
-            conv.carrier.send(text, functools.partial(self._written, out))
+            self._unreleased.append((conv, conv.carrier, out))
         return None if carried else Posted.QUEUED
+
+    def release(self) -> None:
+        """Write the messages sent (or resumed) since the last :meth:`save`: call it
+        right after one."""
+        if not self._unreleased:
+            return
+        batch, self._unreleased = self._unreleased, []
+        for conv, conn, out in batch:
+            if conv.carrier is conn and conv.resumed:    # else detach has told the sender
+                conn.send(out.text, functools.partial(self._written, out))
 
     def _written(self, out: Outgoing, ok: bool) -> None:
         # Not written (the connection ended first): detach tells the sender.

@@ -146,11 +146,13 @@ class Node:
         self._ack_timer = None          # exit waits this long for acknowledgements
         self._left = False              # exit said goodbye (after the acknowledgements)
         self._lost_at_exit: list[Undelivered] = []
+        self._lost_before_exit = 0      # messages given up on while running (said then)
         self.shutting_down = False
         self.delivery = delivery or Delivery(Store(None, observer.store_problem),
                                              History(None, 1000, observer.store_problem),
                                              self.later, observer.delivered)
         self._reconnector = Reconnector(reactor, self._redial, observer.reconnecting)
+        reactor.add_before_flush(self._store_then_send)
         reactor.add_after_turn(self._turn_ended)
 
     # -- listening ------------------------------------------------------------------------
@@ -423,7 +425,8 @@ class Node:
     def shutdown(self, done: Callable[[int], None]) -> int:
         """Wait for delivery peers' acknowledgements, say goodbye to everyone, flush (all
         in at most ``flush_timeout_s``), then ``done(undelivered)``: how many messages of
-        ours were not acknowledged (each recipient reported to the observer).
+        ours were not acknowledged (each recipient reported to the observer), counting
+        those given up on earlier in the run (reported then).
 
         Returns how many connections are being closed.
         """
@@ -500,7 +503,8 @@ class Node:
                                        for conv in self.delivery.waiting()]
         for undelivered in report:
             self._observer.undelivered(undelivered)
-        self.later(done, sum(undelivered.count for undelivered in report))
+        self.later(done, self._lost_before_exit
+                   + sum(undelivered.count for undelivered in report))
 
     # -- reconnecting, and the end of each turn ---------------------------------------------
 
@@ -532,9 +536,15 @@ class Node:
     def _record_to_all(self, text: str) -> None:
         self.delivery.history.outgoing(None, None, "all", text, "sent")
 
-    def _turn_ended(self) -> None:
-        """What arrived this turn: stored, then shown, then acknowledged, in that order."""
+    def _store_then_send(self) -> None:
+        """Before the turn's bytes leave: what we number is stored, then written."""
         self.delivery.save()
+        self.delivery.release()
+
+    def _turn_ended(self) -> None:
+        """What arrived this turn: stored, then shown, then acknowledged, in that order
+        (and what was sent after the flush began, stored then written)."""
+        self._store_then_send()
         self._observer.flush()
         self.delivery.acknowledge()
 
@@ -902,8 +912,16 @@ class Node:
             entry.converses(conv)
         self.delivery.named(conv, entry.info.trusted_name)
         self.delivery.attach(conv, conn, entry.info)
+        # Its first GOT comes with its hello; a peer that never sends one would hold our
+        # messages (and a script waiting for them) for as long as it stays.
+        wait_s = self.options.timing.handshake_timeout_s
+        self._reactor.call_later(wait_s, self._check_resumed, entry, conv, wait_s)
         if conn.fingerprint is not None:
             self._reconnector.connected(conn.fingerprint)
+
+    def _check_resumed(self, entry: Entry, conv, waited_s: float) -> None:
+        if self._registry.is_live(entry) and not self.delivery.resumed_on(conv, entry.conn):
+            self._drop(entry, CloseReason.NO_RECEIPTS, silent_s=waited_s)
 
     def _establish(self, entry: Entry) -> None:
         conn = entry.conn
@@ -1063,6 +1081,8 @@ class Node:
                     self._lost_at_exit.append(undelivered)
             elif not quiet or not undelivered.queued:
                 self._observer.undelivered(undelivered)
+                if not undelivered.queued:
+                    self._lost_before_exit += undelivered.count
         self._maybe_shutdown_done()
 
     def _check_stalls(self) -> None:

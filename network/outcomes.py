@@ -47,6 +47,7 @@ class CloseReason(enum.Enum):
     EXITING = "exiting"          # we are exiting (reported only for unsent messages)
     REFUSED = "refused"          # it refused the connection after all (see ``detail``)
     DAMAGED = "damaged"          # the encrypted stream was tampered with or cut (``detail``)
+    NO_RECEIPTS = "no receipts"  # it announced delivery and never said what it has of ours
 
 
 class Refusal(enum.Enum):

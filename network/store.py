@@ -36,7 +36,7 @@ import collections
 import os
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -88,6 +88,7 @@ class Store:
         self._conversations: dict[bytes, tuple] = {}   # changed this turn
         self._queued: list[tuple] = []                  # (peer, seq, at, text, key)
         self._acked: dict[bytes, int] = {}              # peer -> delivered up to
+        self._moved: list[tuple] = []                   # (peer, seq) renumbered
         self.path = path
         if path is not None:
             self._db = self._open(path)
@@ -167,30 +168,41 @@ class Store:
         if self._db is not None:
             self._queued.append((peer, seq, at, text, key))
 
+    def renumbered(self, peer: bytes, seq: int) -> None:
+        """An outbox message moves from number ``seq`` (its row goes; ``queued`` adds it
+        again under the new number)."""
+        if self._db is None:
+            return
+        pending = [row for row in self._queued if row[0] == peer and row[1] == seq]
+        if pending:                 # not on disk yet: it never will be under that number
+            self._queued.remove(pending[0])
+        else:
+            self._moved.append((peer, seq))
+
     def delivered(self, peer: bytes, upto: int) -> None:
         if self._db is not None:
             self._acked[peer] = max(upto, self._acked.get(peer, 0))
-
-    def forget_outbox(self, peer: bytes) -> None:
-        self.delivered(peer, 1 << 62)
 
     def save(self) -> None:
         """One transaction for the turn (nothing to do: nothing happens)."""
         if self._db is None or not (self._conversations or self._queued or self._acked):
             return
+        moved, self._moved = self._moved, []
         conversations, self._conversations = self._conversations, {}
         queued, self._queued = self._queued, []
         acked, self._acked = self._acked, {}
         db = self._db
         try:
             db.execute("BEGIN")
+            if moved:
+                db.executemany("DELETE FROM outbox WHERE peer = ? AND seq = ?", moved)
             if conversations:
                 db.executemany("INSERT OR REPLACE INTO conversation VALUES (?, ?, ?, ?, ?)",
                                conversations.values())
             if queued:
                 db.executemany("INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?, ?)",
                                queued)
-            if acked:       # (a renumbered message's old number goes here too)
+            if acked:
                 db.executemany("DELETE FROM outbox WHERE peer = ? AND seq <= ?",
                                acked.items())
             db.execute("COMMIT")
@@ -228,6 +240,7 @@ def _corrupt(exc: sqlite3.Error) -> bool:
 # -- history -------------------------------------------------------------------------------
 
 IN, OUT, STATE = "<", ">", "="
+NEXT_KEY = "+"          # an incoming line's key: the one before it, plus one (same batch)
 
 
 class History:
@@ -276,8 +289,11 @@ class History:
         head = f"{time.time():.3f}\t{IN}\t{fingerprint.hex() if fingerprint else '-'}\t" \
                f"{name or '-'}\t{address}\t"
         if seq:
-            self._pending.extend([f"{head}{stream}:{n}\t\t{text}"
-                                  for n, text in enumerate(texts, seq)])
+            # The first of the batch carries its key; the rest say "the next one"
+            # (formatting a number per message costs more than everything else here).
+            self._pending.append(f"{head}{stream}:{seq}\t\t{texts[0]}")
+            head += NEXT_KEY + "\t\t"
+            self._pending.extend([head + text for text in texts[1:]])
         else:
             head += "\t\t"
             self._pending.extend([head + text for text in texts])
@@ -338,8 +354,13 @@ class History:
         states: dict[tuple, str] = {}
         seen: set = set()
         records: list[Record] = []
+        before = None           # the key of the line before, if numbered and incoming
         for line in [*self._recent, *self._pending]:
             record = _parse(line)
+            if record is not None and record.direction == IN and record.key:
+                record, before = _with_key(record, before)
+            else:
+                before = None
             if record is None:
                 continue
             if record.direction == STATE:
@@ -364,6 +385,18 @@ class History:
                     break
         out.reverse()
         return out
+
+
+def _with_key(record: Record, before: tuple | None) -> tuple[Record, tuple | None]:
+    """An incoming record with its full key (a ``NEXT_KEY`` follows the line before),
+    and the key as ``(stream, n)`` for the line after."""
+    if record.key == NEXT_KEY:
+        if before is None:       # its batch's first line went with an older file
+            return replace(record, key=""), None
+        before = (before[0], before[1] + 1)
+        return replace(record, key=f"{before[0]}:{before[1]}"), before
+    stream, _, number = record.key.partition(":")
+    return record, (stream, int(number)) if number.isdigit() else None
 
 
 def _parse(line: str) -> Record | None:

@@ -66,6 +66,7 @@ class Reactor:
         self._timers = TimerQueue(clock)
         self._ready: collections.deque = collections.deque()
         self._after_turn: list[Callable[[], None]] = []
+        self._before_flush: list[Callable[[], None]] = []
         self._end_of_turn: list[Callable[[], None]] = []
         self._stopping = False
         self._report_error = report_error
@@ -92,6 +93,12 @@ class Reactor:
         system call per connection instead of one per message.
         """
         self._end_of_turn.append(callback)
+
+    def add_before_flush(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` every turn, after its events, timers and callbacks and before
+        the end-of-turn callbacks send what the turn wrote: what must be on disk before
+        bytes leave (a program's record of what it sends) is written there."""
+        self._before_flush.append(callback)
 
     def add_after_turn(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` at the end of every turn (after all I/O of it)."""
@@ -178,6 +185,8 @@ class Reactor:
         for _ in range(len(self._ready)):
             callback, args = self._ready.popleft()
             self._run_callback(callback, args)
+        for hook in self._before_flush:
+            self._run_callback(hook, ())
         while self._end_of_turn:
             batch, self._end_of_turn = self._end_of_turn, []
             for callback in batch:

@@ -136,7 +136,9 @@ class NeverAcks:
     of ours (nothing, as a chat.py does first), then reads and ignores everything, never
     acknowledging."""
 
-    def __init__(self) -> None:
+    def __init__(self, says_got: bool = True, hangs_up_on: bytes | None = None) -> None:
+        self.says_got = says_got            # False: not even its first GOT (a broken peer)
+        self.hangs_up_on = hangs_up_on      # closes once it has read this
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.heard = b""
@@ -147,11 +149,14 @@ class NeverAcks:
         conn, _ = self.server.accept()
         with conn:
             conn.settimeout(20)
+            got = "\x01GOT - 0\n" if self.says_got else ""
             conn.sendall(f"\x01HELLO chat/2 port={self.port} node={'ab' * 8} "
-                         f"heartbeat=15000 delivery=1\n\x01GOT - 0\n".encode())
+                         f"heartbeat=15000 delivery=1\n{got}".encode())
             try:
                 while chunk := conn.recv(65536):
                     self.heard += chunk
+                    if self.hangs_up_on is not None and self.hangs_up_on in self.heard:
+                        break
             except OSError:
                 pass
 
@@ -183,6 +188,33 @@ def test_a_script_exits_0_only_after_the_ack_and_3_when_none_comes(chat, homes, 
     finally:
         fake.close()
     assert b"hi\n" in fake.heard
+
+
+def test_a_message_lost_while_running_makes_the_exit_status_3_too(chat, tmp_path):
+    fake = NeverAcks(hangs_up_on=b"hi\n")
+    try:
+        a = chat("0", *LOCAL, "--home", str(tmp_path / "plain"), env={"PATH": ""})
+        a.type(f"connect 127.0.0.1 {fake.port}", "send 1 hi")
+        a.wait_for(r"error: 1 message to peer 1 \(127\.0\.0\.1:\d+\) was not delivered", "err")
+        a.type("exit")
+        assert a.wait_exit() == 3
+    finally:
+        fake.close()
+
+
+@pytest.mark.slow
+def test_a_peer_that_never_says_what_it_has_is_dropped_and_the_script_ends(tmp_path):
+    fake = NeverAcks(says_got=False)
+    try:
+        done = run_chat("0", *LOCAL, "--home", str(tmp_path / "plain"), "--flush-timeout", "1",
+                        input=f"connect 127.0.0.1 {fake.port}\nsend 1 hi\nexit\n".encode(),
+                        timeout=30, env={"PATH": ""})
+        assert done.returncode == 3, done.stderr
+        assert re.search(rb"dropped peer 1 \(127\.0\.0\.1:\d+\): it promised receipts but "
+                         rb"never said what it has of ours", done.stdout + done.stderr)
+        assert b"1 message to peer 1" in done.stderr
+    finally:
+        fake.close()
 
 
 def test_history_survives_a_restart_and_no_history_leaves_no_file(chat, homes, tmp_path):

@@ -60,7 +60,14 @@ def connected(delivery: Delivery, conv, got=("-", 0)) -> FakeConn:
     conn = FakeConn()
     delivery.attach(conv, conn, INFO)
     delivery.got(conv, conn, *got)
+    turn(delivery)
     return conn
+
+
+def turn(delivery: Delivery) -> None:
+    """The end of a loop turn, as the node does it: stored, then written."""
+    delivery.save()
+    delivery.release()
 
 
 def test_numbers_go_on_across_connections_and_an_ack_covers_everything_before_it():
@@ -71,6 +78,8 @@ def test_numbers_go_on_across_connections_and_an_ack_covers_everything_before_it
     assert first.numbered == [(conv.out_stream, 1)]
     for text in ("one", "two", "three"):
         assert d.send(conv, text, lambda posted: None) is None
+    assert first.sent == []                                  # not before they are stored
+    turn(d)
     assert first.sent == ["one", "two", "three"]
     d.got(conv, first, conv.out_stream, 2)                  # cumulative: one and two
     assert [out.text for out in conv.outbox] == ["three"]
@@ -114,6 +123,7 @@ def test_a_message_sent_after_a_restart_is_acknowledged(tmp_path):
     # terminal of that identity): its first GOT says so, and then acknowledges "after".
     conn = connected(d, conv, got=(None, 0))
     d.send(conv, "after", lambda posted: None)
+    turn(d)
     assert conn.sent == ["after"]
     d.got(conv, conn, conv.out_stream, 2)
     assert not conv.outbox and conv.next_seq == 3
@@ -205,3 +215,69 @@ def test_the_history_keeps_at_most_twice_its_limit_on_disk_and_knows_states(tmp_
     last = history.last(3)
     assert [(r.text, r.state) for r in last] == [("m22", "delivered"), ("m23", "delivered"),
                                                  ("m24", "sent")]
+
+
+def test_an_incoming_batch_logged_twice_across_a_crash_is_one_in_the_history(tmp_path):
+    calls = Calls()
+    history = History(tmp_path / "history.log", 100, calls.warn)
+    stream = "a" * 16
+    history.incoming(ALICE, "alice", "127.0.0.1:9000", ["one", "two", "three"], stream, 1)
+    history.save()
+    # The run was killed after the log and before the store: the resend is logged again,
+    # partly overlapping, in another batch.
+    history.incoming(ALICE, "alice", "127.0.0.1:9000", ["two", "three", "four"], stream, 2)
+    history.save()
+    history.close()
+    again = History(tmp_path / "history.log", 100, calls.warn)
+    assert [(r.text, r.key) for r in again.last(10)] == [
+        ("one", f"{stream}:1"), ("two", f"{stream}:2"), ("three", f"{stream}:3"),
+        ("four", f"{stream}:4")]
+    # A line whose batch began in a file since deleted has no key, and still shows.
+    (tmp_path / "history.log").write_text(
+        "1.000\t<\t-\t-\t127.0.0.1:9000\t+\t\torphan\n")
+    assert [(r.text, r.key) for r in History(tmp_path / "history.log", 100,
+                                             calls.warn).last(5)] == [("orphan", "")]
+
+
+def test_a_number_leaves_only_once_it_is_on_disk(tmp_path):
+    import sqlite3
+    calls = Calls()
+    d = calls.delivery(tmp_path)
+    conv = d.conversation(ALICE)
+    conn = connected(d, conv)
+    d.send(conv, "kept first", lambda posted: None)
+    db = sqlite3.connect(tmp_path / "chat.db")
+    assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,) and conn.sent == []
+    d.save()
+    assert db.execute("SELECT seq, text FROM outbox").fetchall() == [(1, "kept first")]
+    d.release()
+    assert conn.sent == ["kept first"]
+
+
+def test_a_renumbered_message_leaves_no_row_under_its_old_number(tmp_path):
+    import sqlite3
+    calls = Calls()
+    d = calls.delivery(tmp_path)
+    conv = d.conversation(ALICE)
+    turn(d)
+    d.close()
+    d = calls.delivery(tmp_path)                             # next_seq 1, unconfirmed
+    conv = d.known(ALICE)
+    d.send(conv, "typed", lambda posted: None)               # number 1, for now
+    connected(d, conv, got=(conv.out_stream, 5))             # it has 1..5 of a dead run
+    d.close()                                                # exit before the ack
+    db = sqlite3.connect(tmp_path / "chat.db")
+    assert db.execute("SELECT seq, text FROM outbox").fetchall() == [(6, "typed")]
+
+
+def test_a_resend_of_what_was_all_shown_is_acknowledged_again():
+    d = Calls().delivery()
+    conv = d.conversation(ALICE)
+    conn = connected(d, conv)
+    d.numbering(conv, "f" * 16)
+    d.received(conv, conn, 1, ["a", "b"])
+    d.acknowledge()
+    conn.acks.clear()
+    assert d.received(conv, conn, 1, ["a", "b"]) == []      # its GOT was lost: it resends
+    d.acknowledge()
+    assert conn.acks == [("f" * 16, 2)]

@@ -30,7 +30,7 @@ Scenarios:
            tests/bench/turns.py, which times every loop turn from the moment select
            returns: the worst turn (the longest the loop could not answer anyone, the
            history's write and SQLite's commit included), turns of 20 ms or more, and
-           the worst end-of-turn save. chat.py implementations only.
+           the worst end-of-turn save. chat.py implementations only ("before" too).
 
 The fan-in runs chat.py with its history on (the default) and "chat-nohist" with
 --no-history, beside the references.
@@ -512,7 +512,7 @@ def stall(impl: str, cfg) -> dict:
     """The fan-in, with ``impl``'s loop turns timed (tests/bench/turns.py)."""
     with tempfile.TemporaryDirectory() as tmp:
         report = os.path.join(tmp, "turns.json")
-        IMPLS["timed"] = [PY, str(HERE / "turns.py"), report, *IMPLS[impl][2:]]
+        IMPLS["timed"] = [PY, str(HERE / "turns.py"), report, *IMPLS[impl][1:]]
         result = fanin("timed", cfg)
         stats = json.loads(Path(report).read_text())
     return {"msgs_per_s": result["msgs_per_s"], "lost": result["lost"],
@@ -537,7 +537,7 @@ def run(cfg) -> dict:
             for impl in cfg.impls:
                 if scenario == "fanout" and impl not in FANOUT_IMPLS:
                     continue
-                if scenario == "stall" and not impl.startswith("chat"):
+                if scenario == "stall" and not impl.startswith("chat") and impl != "before":
                     continue
                 if scenario == "scale" and impl == "threads" and max(cfg.scale_sizes) > 2000 \
                         and not cfg.threads_scale:

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """chat.py with its loop turns timed: the worst stall, for the bench's ``stall`` scenario.
 
-    python3 tests/bench/turns.py REPORT.json chat.py-arguments...
+    python3 tests/bench/turns.py REPORT.json path/to/chat.py chat.py-arguments...
 
 Runs ``chat.main`` with two hooks: the selector's ``select`` notes when a turn's work
 begins (it returned), and the end of ``Reactor.run_once`` when it ends; the delivery
-state's end-of-turn save (SQLite commit and history write) is timed too. The report is
+state's end-of-turn save (SQLite commit and history write) is timed too, where the
+chat.py given has one (an older checkout may not). The report is
 rewritten whenever a new worst turn is seen and every 2,000 turns, so a receiver
 stopped with SIGKILL has already said it. A profile, not the product: never imported
 by chat.py.
@@ -19,16 +20,18 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
 STALL_MS = 20.0
 
 
 def main() -> None:
-    report_path, argv = sys.argv[1], sys.argv[2:]
-    sys.path.insert(0, str(ROOT))
-    from network.delivery import Delivery
+    report_path, program, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+    sys.path.insert(0, str(Path(program).resolve().parent))
     from reactor.loop import Reactor
     import chat
+    try:
+        from network.delivery import Delivery
+    except ImportError:
+        Delivery = None
 
     perf = time.perf_counter
     stats = {"turns": 0, "worst_turn_ms": 0.0, "turns_over_20ms": 0, "worst_save_ms": 0.0}
@@ -40,7 +43,7 @@ def main() -> None:
             json.dump(stats, f)
         os.replace(tmp, report_path)
 
-    run_once, save = Reactor.run_once, Delivery.save
+    run_once = Reactor.run_once
 
     def timed_run_once(self) -> None:
         selector = self.selector
@@ -68,8 +71,11 @@ def main() -> None:
         save(self)
         stats["worst_save_ms"] = max(stats["worst_save_ms"], (perf() - t0) * 1e3)
 
-    Reactor.run_once, Delivery.save = timed_run_once, timed_save
-    sys.argv = [str(ROOT / "chat.py"), *argv]
+    Reactor.run_once = timed_run_once
+    if Delivery is not None:
+        save = Delivery.save
+        Delivery.save = timed_save
+    sys.argv = [program, *argv]
     try:
         sys.exit(chat.main())
     finally:
