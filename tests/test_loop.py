@@ -242,3 +242,18 @@ def test_a_signal_wakes_a_select_that_would_sleep_forever():
     finally:
         signal.signal(signal.SIGUSR1, old)
         reactor.close()
+
+
+def test_before_flush_hooks_run_after_the_turns_callbacks_and_before_its_end_of_turn_ones():
+    reactor = Reactor()
+    log = []
+
+    def callback():
+        log.append("callback")
+        reactor.call_at_end_of_turn(lambda: log.append("end of turn"))
+    reactor.call_soon(callback)
+    reactor.add_before_flush(lambda: log.append("before flush"))
+    reactor.add_after_turn(lambda: log.append("after turn"))
+    reactor.run_once()
+    assert log == ["callback", "before flush", "end of turn", "after turn"]
+    reactor.close()
