@@ -257,3 +257,35 @@ def test_before_flush_hooks_run_after_the_turns_callbacks_and_before_its_end_of_
     reactor.run_once()
     assert log == ["callback", "before flush", "end of turn", "after turn"]
     reactor.close()
+
+
+def test_a_turn_out_of_dispatch_time_leaves_the_rest_for_the_next_turn_first():
+    # A budget of 0: one handler per turn. Every ready socket is still served, in turn,
+    # and one that stays ready is not served again before the others.
+    reactor = Reactor(dispatch_budget_s=0.0)
+    served = []
+
+    class Reader:
+        closed = False
+
+        def __init__(self, name, sock):
+            self.name, self.sock = name, sock
+
+        def on_readable(self):
+            served.append(self.name)
+            self.sock.recv(1)          # one byte a time: it stays ready
+
+    pairs = [socket.socketpair() for _ in range(3)]
+    for name, (ours, theirs) in zip("abc", pairs):
+        theirs.sendall(b"xx")
+        reactor.set_handler(ours.fileno(), Reader(name, ours), EVENT_READ)
+    reactor.run_once()
+    assert len(served) == 1                    # out of time after the first
+    for _ in range(5):
+        reactor.run_once()
+    assert sorted(served[:3]) == ["a", "b", "c"] and sorted(served[3:]) == ["a", "b", "c"]
+    for ours, theirs in pairs:
+        reactor.remove_handler(ours.fileno())
+        ours.close()
+        theirs.close()
+    reactor.close()
