@@ -42,6 +42,14 @@ def chat():
         proc.stop()
 
 
+@pytest.fixture
+def homes(tmp_path):
+    """A home folder per user: ``homes("alice")`` -> ``["--home", path]``."""
+    def home(name: str) -> list:
+        return ["--home", str(tmp_path / name)]
+    return home
+
+
 # -- nodes in-process (test_node*.py) ---------------------------------------------------------
 
 FAST = Timing(hello_wait_s=0.3, answer_wait_s=0.3, handshake_timeout_s=1.0, raw_flush_s=0.1,

@@ -22,13 +22,6 @@ LOCAL = ["--host", "127.0.0.1"]
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
 
-@pytest.fixture
-def homes(tmp_path):
-    def home(name: str) -> list:
-        return ["--home", str(tmp_path / name)]
-    return home
-
-
 def befriend(a: ChatProcess, b: ChatProcess) -> None:
     """A connects to B, and each trusts the other: A calls B bob, B calls A alice."""
     a.type(f"connect 127.0.0.1 {b.port}")

@@ -19,14 +19,6 @@ ID = r"[A-Z2-7]{7}(?:-[A-Z2-7]{7}){7}"
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
 
-@pytest.fixture
-def homes(tmp_path):
-    """A home folder per user: ``homes("alice")`` -> ``["--home", path]``."""
-    def home(name: str) -> list:
-        return ["--home", str(tmp_path / name)]
-    return home
-
-
 def my_id(proc: ChatProcess) -> str:
     proc.type("myid")
     return proc.wait_for(rf"your ID: ({ID})\n").group(1)
