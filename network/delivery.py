@@ -180,7 +180,7 @@ class Delivery:
 
     def got(self, conv: Conversation, conn, stream: str | None, upto: int) -> None:
         """``GOT``: it has our ``stream`` up to ``upto``. The first on a connection resumes."""
-        first = conv.carrier is conn and not conv.resumed
+        first = self.awaits_got(conv, conn)
         if first and conv.unconfirmed_from is not None:
             # Before we send anything on it: what it has is what earlier runs sent.
             self._confirm_numbers(conv, upto if stream == conv.out_stream else 0)
@@ -193,9 +193,9 @@ class Delivery:
             self._unreleased.extend([(conv, conn, out) for out in conv.outbox])
 
     @staticmethod
-    def resumed_on(conv: Conversation, conn) -> bool:
-        """``conn`` carries ``conv`` and has said what it has (its first GOT)."""
-        return conv.carrier is not conn or conv.resumed
+    def awaits_got(conv: Conversation, conn) -> bool:
+        """``conn`` carries ``conv`` and has not yet said what it has (its first GOT)."""
+        return conv.carrier is conn and not conv.resumed
 
     def _confirm_numbers(self, conv: Conversation, upto: int) -> None:
         """The first GOT since we loaded ``conv`` (before this run sent it anything): did

@@ -920,7 +920,7 @@ class Node:
             self._reconnector.connected(conn.fingerprint)
 
     def _check_resumed(self, entry: Entry, conv, waited_s: float) -> None:
-        if self._registry.is_live(entry) and not self.delivery.resumed_on(conv, entry.conn):
+        if self._registry.is_live(entry) and self.delivery.awaits_got(conv, entry.conn):
             self._drop(entry, CloseReason.NO_RECEIPTS, silent_s=waited_s)
 
     def _establish(self, entry: Entry) -> None:

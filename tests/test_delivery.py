@@ -46,13 +46,20 @@ def wait_for_count(proc: ChatProcess, count: int, timeout: float = 30) -> None:
                message=f"{count} messages shown by pid {proc.pid}")
 
 
-def test_receiver_killed_mid_stream_shows_every_message_once_in_order(chat, homes):
+def streaming(chat, homes) -> tuple[ChatProcess, ChatProcess]:
+    """Alice and bob, friends; alice is sending bob 10,000 numbered messages, of which
+    bob has shown at least 3,000."""
     a = start(chat, homes("alice"))
     b = start(chat, homes("bob"))
     befriend(a, b)
-    b_port = b.port
     a.write("".join(f"send bob m{n:05d}\n" for n in range(10_000)).encode())
     wait_for_count(b, 3000)
+    return a, b
+
+
+def test_receiver_killed_mid_stream_shows_every_message_once_in_order(chat, homes):
+    a, b = streaming(chat, homes)
+    b_port = b.port
     b.proc.kill()                                  # kill -9, mid-stream
     b.proc.wait(timeout=10)
     first = b.text()
@@ -73,12 +80,8 @@ def test_receiver_killed_mid_stream_shows_every_message_once_in_order(chat, home
 
 
 def test_sender_killed_mid_stream_resends_the_unacknowledged_tail_once(chat, homes):
-    a = start(chat, homes("alice"))
-    b = start(chat, homes("bob"))
-    befriend(a, b)
+    a, b = streaming(chat, homes)
     a_port = a.port
-    a.write("".join(f"send bob m{n:05d}\n" for n in range(10_000)).encode())
-    wait_for_count(b, 3000)
     a.proc.kill()
     a.proc.wait(timeout=10)
     at_kill = len(numbers_shown(b.text()))

@@ -5,6 +5,7 @@ that records what the conversation asks of it."""
 from __future__ import annotations
 
 import os
+import sqlite3
 
 from network.delivery import Delivery
 from network.outcomes import PeerInfo, Direction, Posted
@@ -240,7 +241,6 @@ def test_an_incoming_batch_logged_twice_across_a_crash_is_one_in_the_history(tmp
 
 
 def test_a_number_leaves_only_once_it_is_on_disk(tmp_path):
-    import sqlite3
     calls = Calls()
     d = calls.delivery(tmp_path)
     conv = d.conversation(ALICE)
@@ -255,7 +255,6 @@ def test_a_number_leaves_only_once_it_is_on_disk(tmp_path):
 
 
 def test_a_renumbered_message_leaves_no_row_under_its_old_number(tmp_path):
-    import sqlite3
     calls = Calls()
     d = calls.delivery(tmp_path)
     conv = d.conversation(ALICE)
