@@ -74,13 +74,26 @@ def program_name() -> str:
 
 
 def _host(text: str) -> str:
+    """--host: an address, or a name looked up now (before the loop, so it may block)."""
     from network.node import address_problem
-    from reactor.netutil import AddressError, resolve_ipv4
+    from network.outcomes import AddressProblem
+    from reactor.netutil import AddressError, maybe_numeric_host, normal_ip
     try:
-        return resolve_ipv4(text)
+        host = maybe_numeric_host(text)
     except AddressError as exc:
         raise argparse.ArgumentTypeError(
             words.invalid_address(text, address_problem(exc))) from None
+    if host is not None:
+        return host
+    import socket
+    try:
+        found = socket.getaddrinfo(text, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        found = []
+    if not found:
+        raise argparse.ArgumentTypeError(
+            words.invalid_address(text, AddressProblem.UNKNOWN_HOST))
+    return normal_ip(found[0][4][0])
 
 
 class _Parser(argparse.ArgumentParser):
@@ -127,8 +140,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                "(SIGINT), 131 SIGQUIT, 138 SIGUSR1, 140 SIGUSR2, 143 SIGTERM.")
     parser.add_argument("port", type=_port,
                         help="the TCP port to listen on (0 picks a free one and prints it)")
-    parser.add_argument("--host", default="0.0.0.0", type=_host,
-                        help="the IPv4 address to listen on (default: all interfaces)")
+    parser.add_argument("--host", default=None, type=_host,
+                        help="the address (IPv4 or IPv6) or host name to listen on "
+                             "(default: every address, IPv4 and IPv6)")
     parser.add_argument("--connect-timeout", type=_seconds, default=5.0, metavar="S",
                         help="give up on a connect after S seconds (default: 5)")
     parser.add_argument("--heartbeat", type=_seconds, default=15.0, metavar="S",
@@ -288,7 +302,7 @@ def run(args: argparse.Namespace) -> int:
         console.close()
         reactor.close()
         return _fail(words.cannot_listen(exc, host, args.port))
-    console.listening(host, node.port)
+    console.listening(node.listening_host, node.port)
     stdout.add_water_marks(OUTPUT_HIGH_WATER_BYTES, OUTPUT_LOW_WATER_BYTES,
                            node.pause_reading, node.resume_reading)
 

@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
-from network.outcomes import PeerInfo, Posted, Record
+from network.outcomes import PeerInfo, Posted, Record, split_host_port
 
 from . import words
 
@@ -62,6 +62,7 @@ class NodeAPI(Protocol):
     name: str | None
 
     def my_ip(self) -> str: ...
+    def my_ipv6(self) -> str | None: ...
     def peers(self) -> list[PeerInfo]: ...
     def peer(self, peer_id: int) -> PeerInfo | None: ...
     def peer_at(self, host: str, port: int) -> PeerInfo | None: ...
@@ -145,10 +146,10 @@ def lookup_peer(ctx: Context, text: str) -> PeerInfo:
     A name must name one connection (compared without regard to case); names
     are labels anyone can announce, so two connections may share one.
     """
-    host, sep, port_text = text.rpartition(":")
-    if not sep and not ascii_digits(text):
+    host, port_text = split_host_port(text)
+    if port_text is None and not ascii_digits(text):
         return _by_name(ctx, text)
-    if sep:
+    if port_text is not None:
         info = ctx.node.peer_at(host, parse_port(port_text))
         if info is None:
             raise CommandError(words.no_connection_at(text))

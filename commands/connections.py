@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from network.outcomes import Declined, Refused
+from network.outcomes import Declined, Refused, split_host_port
 
 from . import words
 from .base import Command, CommandError, Context, UsageError, lookup_peer, parse_port
@@ -12,8 +12,9 @@ class Connect(Command):
     name = "connect"
     usage = "<ip> <port>"
     summary = "open a connection to the peer listening at <ip> <port>"
-    details = ("<ip> is an IPv4 address, localhost, or a name from /etc/hosts;\n"
-               "\"connect <ip>:<port>\" works too.\n"
+    details = ("<ip> is an IPv4 or IPv6 address, or a host name (looked up by the\n"
+               "system's resolver while chat.py goes on); \"connect <ip>:<port>\" and\n"
+               "\"connect [<IPv6>]:<port>\" work too.\n"
                "The connection's id is fixed now (shown as \"as peer N\"), whoever else\n"
                "connects meanwhile. Commands typed after it wait until it has\n"
                "succeeded or failed.")
@@ -22,9 +23,11 @@ class Connect(Command):
     def run(self, ctx: Context, args: list[str]) -> None:
         if len(args) == 2:
             host, port_text = args
+            if host.startswith("[") and host.endswith("]"):
+                host = host[1:-1]
         else:
-            host, sep, port_text = args[0].rpartition(":")
-            if not sep:
+            host, port_text = split_host_port(args[0])
+            if port_text is None:
                 raise UsageError(words.needs_more_arguments(self.name))
         port = parse_port(port_text)
         release = ctx.hold()

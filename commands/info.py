@@ -20,13 +20,13 @@ class Help(Command):
 
 class MyIp(Command):
     name = "myip"
-    summary = "show the IP address other machines can reach this peer at"
-    details = ("It is the address of the interface that carries the default route\n"
-               "(no packet is sent to find it).")
+    summary = "show the addresses other machines can reach this peer at"
+    details = ("The IPv4 address of the interface that carries the default route, and\n"
+               "the routed IPv6 address when there is one (no packet is sent to find them).")
 
     def run(self, ctx: Context, args: list[str]) -> None:
         ip = ctx.node.my_ip()
-        ctx.console.info(words.my_ip(ip, loopback_only=ip.startswith("127.")))
+        ctx.console.info(words.my_ip(ip, ip.startswith("127."), ctx.node.my_ipv6()))
 
 
 class MyPort(Command):

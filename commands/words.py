@@ -25,7 +25,7 @@ from network.outcomes import (AddressProblem, CloseReason, ConnectFailed, Declin
                               Failure, HelloFault, HelloProblem, IdentityProblem,
                               IdentityUnavailable, Lost, NameProblem,
                               PeerInfo, Recipient, Record, Refusal, Refused, TrustError,
-                              TrustProblem, Undelivered)
+                              TrustProblem, Undelivered, join_host_port)
 
 from .sanitize import MAX_SHOWN_CHARS, sanitize
 
@@ -45,12 +45,10 @@ _ERRNO_WORDS = {
 }
 
 _ADDRESS_PROBLEMS = {
-    AddressProblem.IPV6: "that is an IPv6 address; only IPv4 is supported for now",
     AddressProblem.BAD_NUMBER: "not a valid IPv4 address (four numbers from 0 to 255, like "
                                "192.168.1.5)",
-    AddressProblem.NOT_AN_ADDRESS: "not an IP address",
-    AddressProblem.UNKNOWN_HOST: "unknown host; use a numeric IPv4 address such as 192.168.1.5 "
-                                 "(names are looked up only in /etc/hosts, never in DNS)",
+    AddressProblem.NOT_AN_ADDRESS: "not an IP address or host name",
+    AddressProblem.UNKNOWN_HOST: "unknown host (the resolver does not know that name)",
     AddressProblem.UNUSABLE: "that is not an address a peer can have",
 }
 
@@ -80,7 +78,7 @@ def peer(info: PeerInfo) -> str:
     our user trusts carries the name our user gave it instead, which only its key
     can earn, marked so: ``peer 2 =alice= (10.0.0.7:9090)``.
     """
-    address = f"{info.host}:{info.port}"
+    address = info.address
     trusted = info.trusted_name
     if trusted:
         return f"peer {info.id} ={sanitize(trusted)}= ({address})"
@@ -191,7 +189,7 @@ def refusal_reason(refusal: Refusal | None, limit: int = 0, detail: str = "",
 
 def cannot_connect(host: str, port: int, refused: Refused) -> str:
     reason = declined_reason(refused)
-    return f"cannot connect to {sanitize(host)}:{port}: {reason}"
+    return f"cannot connect to {join_host_port(sanitize(host), port)}: {reason}"
 
 
 def could_not_connect(host: str, port: int, failed: ConnectFailed) -> str:
@@ -212,9 +210,13 @@ def could_not_connect(host: str, port: int, failed: ConnectFailed) -> str:
         reason = "cancelled"
     elif failure is Failure.TLS:
         reason = f"the encrypted handshake failed ({sanitize(failed.detail)})"
+    elif failure is Failure.LOOKUP:
+        reason = f"cannot find that name ({sanitize(failed.detail)})"
+    elif failure is Failure.ADDRESS:
+        reason = "that name has no address a peer can have"
     else:
         reason = errno_words(failed.errno)
-    return f"could not connect to {host}:{port}: {reason}"
+    return f"could not connect to {join_host_port(host, port)}: {reason}"
 
 
 def lost(info: PeerInfo, outcome: Lost) -> list[str]:
@@ -339,7 +341,8 @@ def identity_unavailable(exc: IdentityUnavailable) -> str:
 # -- what the node reports, beyond the above (the console's observer) ------------------
 
 def listening(host: str, port: int) -> str:
-    return f'listening on {host}:{port}; type "help" for commands'
+    every = " (every address, IPv4 and IPv6)" if host == "::" else ""
+    return f'listening on {join_host_port(host, port)}{every}; type "help" for commands'
 
 
 def connected(info: PeerInfo) -> str:
@@ -360,7 +363,7 @@ def upgraded(info: PeerInfo) -> str:
 
 
 def already_connected(info: PeerInfo) -> str:
-    return f"already connected to {info.host}:{info.port} as peer {info.id}"
+    return f"already connected to {info.address} as peer {info.id}"
 
 
 def message_from(info: PeerInfo) -> str:
@@ -375,11 +378,11 @@ def line_too_long(info: PeerInfo, limit: int) -> str:
 def connecting(host: str, port: int, peer_id: int, cancellable: bool) -> str:
     """``cancellable``: at a terminal, where Ctrl-C gives the connect up."""
     hint = " (Ctrl-C to cancel)" if cancellable else ""
-    return f"connecting to {host}:{port} as peer {peer_id} ...{hint}"
+    return f"connecting to {join_host_port(host, port)} as peer {peer_id} ...{hint}"
 
 
 def connect_cancelled(host: str, port: int) -> str:
-    return f"cancelled the connection to {host}:{port}"
+    return f"cancelled the connection to {join_host_port(host, port)}"
 
 
 def accept_paused(errno: int | None, retry_s: float) -> str:
@@ -415,7 +418,7 @@ def recipient(whom: Recipient) -> str:
     if whom.name:
         return sanitize(whom.name)
     if whom.address is not None:
-        return f"the peer last seen at {whom.address[0]}:{whom.address[1]}"
+        return f"the peer last seen at {join_host_port(*whom.address)}"
     return "that peer"
 
 
@@ -442,7 +445,7 @@ def undelivered(what: Undelivered) -> str:
 
 
 def reconnecting(whom: Recipient, address: tuple[str, int]) -> str:
-    return (f"reconnecting to {recipient(whom)} at {address[0]}:{address[1]} "
+    return (f"reconnecting to {recipient(whom)} at {join_host_port(*address)} "
             f"(by itself, less often as it fails)")
 
 
@@ -510,7 +513,7 @@ NOBODY_TRUSTED = 'you trust nobody yet; "trust <id> <name>" trusts a connected p
 
 
 def last_seen(address: tuple[str, int]) -> str:
-    return f"last seen at {address[0]}:{address[1]}"
+    return f"last seen at {join_host_port(*address)}"
 
 
 NO_IDENTITY = "no identity: connections are not encrypted (see the start-up notice)"
@@ -520,11 +523,13 @@ def your_id(my_id: str) -> str:
     return f"your ID: {my_id}"
 
 
-def my_ip(ip: str, loopback_only: bool) -> str:
-    """``loopback_only``: the machine has no other address, so nobody else can reach it."""
+def my_ip(ip: str, loopback_only: bool, ipv6: str | None = None) -> str:
+    """``loopback_only``: the machine has no other address, so nobody else can reach it.
+    ``ipv6``: its routed IPv6 address, when it has one (a second line)."""
     hint = (" (this machine has no network address besides loopback: no other "
-            "machine can reach this peer)") if loopback_only else ""
-    return f"IP address: {ip}{hint}"
+            "machine can reach this peer)") if loopback_only and ipv6 is None else ""
+    text = f"IP address: {ip}{hint}"
+    return text + f"\nIPv6 address: {ipv6}" if ipv6 else text
 
 
 def listening_port(port: int) -> str:
@@ -682,7 +687,7 @@ def cannot_listen(exc: OSError, host: str, port: int) -> str:
         return f"not allowed to listen on port {port} (ports below 1024 need root)"
     if exc.errno == errnos.EADDRNOTAVAIL:
         return f"cannot listen on {host}: no interface of this machine has that address"
-    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return f"cannot listen on {join_host_port(host or '::', port)}: {exc.strerror or exc}"
 
 
 def trust_file_unreadable(path, detail: str) -> str:

@@ -92,7 +92,7 @@ class Conversation:
 
     def address(self) -> str:
         seen = self.last_seen
-        return f"{seen.host}:{seen.port}" if seen else "-"
+        return seen.address if seen else "-"
 
 
 class Delivery:

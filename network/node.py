@@ -45,15 +45,16 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno as errnos
+import ipaddress
 import os
 import socket
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable
 
-from reactor.listener import Listener, open_listening_socket
+from reactor.listener import Listener, open_listening_sockets
 from reactor.loop import Reactor
-from reactor.netutil import (AddressError, is_local_address, local_ipv4_addresses, my_ipv4,
-                             resolve_ipv4)
+from reactor.netutil import (AddressError, host_of, is_local_address, local_addresses,
+                             maybe_numeric_host, my_ipv4, my_ipv6)
 from reactor.transport import StreamTransport
 
 from . import wire
@@ -68,7 +69,7 @@ from .names import BadName, check_name
 from .observer import Observer
 from .outcomes import (AddressProblem, CloseReason, ConnectFailed, Declined, Direction, Failure,
                        Lost, PeerInfo, Posted, Recipient, Refusal, Refused, TrustError,
-                       TrustProblem, Undelivered)
+                       TrustProblem, Undelivered, join_host_port)
 from .peer_protocol import PeerProtocol, State, Timing
 from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, Got, HandshakeTimedOut,
                               HelloReceived, LineDiscarded, Messages, NameChanged, Numbering,
@@ -97,6 +98,7 @@ class NodeOptions:
     name: str | None = None        # announced to chat.py peers (already checked)
     delivery: bool = True           # number our messages and acknowledge theirs (chat.py peers)
     reconnect: bool = True          # dial trusted peers by ourselves (on start, after a drop)
+    resolver_argv: list | None = None   # the name lookup's helper command (tests replace it)
     timing: Timing = field(default_factory=Timing)
 
 
@@ -127,12 +129,12 @@ class Node:
         self.name = self.options.name
         self._registry = Registry()
         self._dialer = Dialer(reactor, self.options.connect_timeout_s, self._tcp_connected,
-                              self._tcp_failed)
+                              self._tcp_failed, self._resolved, self.options.resolver_argv)
         self._fanout = Fanout(reactor, self._registry.live_entries, self.later,
                               self._send_numbered, self._record_to_all)
         self._admission = Admission(self.options.max_peers, self.options.max_per_address,
                                     reactor.call_later, observer.incoming_refused)
-        self._listener: Listener | None = None
+        self._listeners: list[Listener] = []
         self._local_addresses: set[str] = set()
         self._stall_timer = None
         self._reading = True
@@ -157,11 +159,14 @@ class Node:
 
     # -- listening ------------------------------------------------------------------------
 
-    def listen(self, host: str, port: int) -> None:
-        """Bind and start accepting; raises ``OSError`` (EADDRINUSE, EACCES ...)."""
-        sock = open_listening_socket(host, port)
-        self._listener = Listener(self._reactor, sock, self._accepted, self._starved)
-        self._local_addresses = local_ipv4_addresses()
+    def listen(self, host: str | None, port: int) -> None:
+        """Bind and start accepting; raises ``OSError`` (EADDRINUSE, EACCES ...).
+
+        ``host`` ``None``: every address, IPv4 and IPv6 (see
+        :func:`~reactor.listener.open_listening_sockets`)."""
+        self._listeners = [Listener(self._reactor, sock, self._accepted, self._starved)
+                           for sock in open_listening_sockets(host, port)]
+        self._local_addresses = local_addresses()
         self._stall_timer = self._reactor.call_later(self._stall_check_s(), self._check_stalls)
         self._reconnector.enabled = self.options.reconnect and self.identity is not None
         for peer in self.trusted():
@@ -180,10 +185,18 @@ class Node:
 
     @property
     def port(self) -> int:
-        return self._listener.port if self._listener else 0
+        return self._listeners[0].port if self._listeners else 0
+
+    @property
+    def listening_host(self) -> str:
+        """Where we listen: an address, or ``::`` (every one) or ``0.0.0.0`` (every IPv4)."""
+        return self._listeners[0].host if self._listeners else ""
 
     def my_ip(self) -> str:
         return my_ipv4()
+
+    def my_ipv6(self) -> str | None:
+        return my_ipv6()
 
     def _hello(self) -> wire.Hello:
         return wire.Hello(self.port, self.node_id, self._heartbeat_ms, self.name,
@@ -211,14 +224,14 @@ class Node:
         if self.shutting_down:
             sock.close()
             return
-        ip = addr[0]
+        ip = host_of(addr)
         refusal, limit = self._room(ip)
         if refusal is None:
             conn = self._new_connection(Direction.INCOMING, ip)
             self._registry.add(conn, counted=True)
             self._admission.arrived(ip)
         else:
-            self._admission.refused(f"{ip}:{addr[1]}", refusal, limit)
+            self._admission.refused(join_host_port(ip, addr[1]), refusal, limit)
             if not self._admission.farewell_begins():
                 sock.close()
                 return
@@ -250,45 +263,82 @@ class Node:
     def peer_at(self, host: str, port: int) -> PeerInfo | None:
         """The connection to the peer listening at ``host:port`` (as ``list`` shows it)."""
         try:
-            ip = resolve_ipv4(host)
+            ip = maybe_numeric_host(host)
         except AddressError:
             return None
-        return self._registry.find_address(ip, port)
+        return self._registry.find_address(ip, port) if ip is not None else None
 
     def connect(self, host: str, port: int, done: Callable[[bool], None]
                 ) -> tuple[str, int]:
-        """Start connecting; ``done(ok)`` once it settled. Returns ``(ip, reserved id)``.
+        """Start connecting; ``done(ok)`` once it settled. Returns ``(address, reserved
+        id)``; the address is the host name as typed when it must be looked up first
+        (off the loop; the checks that need the address are made on what it resolves to).
 
         Raises :class:`Refused` when nothing can be tried (a bad address,
         ourselves, already connected, full, another connect in flight).
         """
         try:
-            ip = resolve_ipv4(host)
+            ip = maybe_numeric_host(host)
         except AddressError as exc:
             raise Refused(Declined.ADDRESS, address=address_problem(exc)) from None
-        if ip == "0.0.0.0" or ip.endswith(".255"):
-            raise Refused(Declined.ADDRESS, address=AddressProblem.UNUSABLE)
+        refused = None
+        if ip is not None:
+            refused = self._cannot_dial(ip, port)
+            if refused is not None and refused.reason is not Declined.DUPLICATE:
+                raise refused
         if self._dialer.attempt is not None and self._dialer.attempt.auto:
             self._cancel_attempt()           # a reconnect of ours gives way to our user
         if self._dialer.attempt is not None:
             raise Refused(Declined.CONNECTING)
-        if port == self.port and is_local_address(ip, self._local_addresses):
-            raise Refused(Declined.SELF)
-        existing = self._registry.find_address(ip, port)
-        if existing is not None and existing.direction is Direction.OUTGOING:
-            # Only an address we dialled ourselves is a fact; an incoming peer's port is
-            # its claim, which the hello settles (so no stranger can squat an address).
-            raise Refused(Declined.DUPLICATE, peer_id=existing.id)
+        if refused is not None:
+            raise refused
         refusal, limit = self._room(None)
         if refusal is not None:             # no address limit applies to our own: FULL
             raise Refused(Declined.FULL, limit=limit)
         peer_id = self._registry.id_for_connect()
         try:
-            self._dialer.dial(ip, port, peer_id, done)
+            self._dialer.dial(host if ip is None else ip, ip, port, peer_id, done)
         except OSError as exc:   # no socket to be had: EMFILE, ENOBUFS ...
             self._registry.id_unused(peer_id)
             raise Refused(Declined.NO_SOCKET, errno=exc.errno) from None
-        return ip, peer_id
+        return (host.lower() if ip is None else ip), peer_id
+
+    def _cannot_dial(self, ip: str, port: int) -> Refused | None:
+        """Why ``ip:port`` is not worth dialling (ourselves, a peer we have), if it is not."""
+        bare = ip.partition("%")[0]
+        if bare in ("0.0.0.0", "::") or (":" not in bare and bare.endswith(".255")) \
+                or ipaddress.ip_address(bare).is_multicast:
+            return Refused(Declined.ADDRESS, address=AddressProblem.UNUSABLE)
+        if port == self.port and is_local_address(ip, self._local_addresses):
+            return Refused(Declined.SELF)
+        existing = self._registry.find_address(ip, port)
+        if existing is not None and existing.direction is Direction.OUTGOING:
+            # Only an address we dialled ourselves is a fact; an incoming peer's port is
+            # its claim, which the hello settles (so no stranger can squat an address).
+            return Refused(Declined.DUPLICATE, peer_id=existing.id)
+        return None
+
+    def _resolved(self, attempt: Attempt, ips: list[str]) -> list[str] | None:
+        """The name of our connect has these addresses: those worth dialling, in order;
+        ``None`` when none is (the attempt is settled here)."""
+        usable, refused = [], []
+        for ip in ips:
+            why = self._cannot_dial(ip, attempt.port)
+            (usable if why is None else refused).append(ip if why is None else why)
+        if usable:
+            return usable
+        with self._one_at_a_time():
+            first = refused[0] if refused else Refused(Declined.ADDRESS,
+                                                       address=AddressProblem.UNUSABLE)
+            if first.reason is Declined.DUPLICATE:
+                self._observer.already_connected(self.peer(first.peer_id))
+                self._settle(attempt, None)
+            elif first.reason is Declined.SELF:
+                self._settle(attempt, ConnectFailed(Failure.REFUSED_BY_US,
+                                                    refusal=Refusal.SELF))
+            else:
+                self._settle(attempt, ConnectFailed(Failure.ADDRESS))
+        return None
 
     def cancel_connect(self) -> tuple[str, int] | None:
         """Give up our user's connect in flight (Ctrl-C at a terminal); ``None`` if there
@@ -307,7 +357,7 @@ class Node:
                 self._registry.linger(attempt.entry, quiet=True)
                 attempt.entry.conn.abort()
             self._settle(attempt, ConnectFailed(Failure.CANCELLED))
-        return attempt.ip, attempt.port
+        return attempt.host, attempt.port
 
     def terminate(self, peer_id: int) -> PeerInfo:
         """Close one connection: what is buffered gets ``flush_timeout_s`` to leave."""
@@ -340,7 +390,7 @@ class Node:
             return
         info = entry.info
         self.delivery.history.outgoing(info.fingerprint, info.trusted_name or info.name,
-                                       f"{info.host}:{info.port}", text, "sent")
+                                       info.address, text, "sent")
         entry.conn.send(text, lambda ok: done(Posted.WRITTEN if ok else Posted.LOST))
 
     def send_to_trusted(self, name: str, text: str, done: Callable[[Posted], None]
@@ -437,8 +487,8 @@ class Node:
         self._fanout.flush()
         self.shutting_down = True
         self._shutdown_done = done
-        if self._listener is not None:
-            self._listener.close()
+        for listener in self._listeners:
+            listener.close()
         if self._dialer.attempt is not None:
             self._cancel_attempt()
         if self._stall_timer is not None:
@@ -525,7 +575,7 @@ class Node:
             self.later(done, False)
             return True
         try:
-            self._dialer.dial(ip, port, 0, done, auto=True)
+            self._dialer.dial(ip, ip, port, 0, done, auto=True)
         except OSError:
             self.later(done, False)
         return True
@@ -681,12 +731,12 @@ class Node:
                     return                   # shown before: a resend
                 self.delivery.history.incoming(
                     info.fingerprint, info.trusted_name or info.name,
-                    f"{info.host}:{info.port}", texts, conv.in_stream,
+                    info.address, texts, conv.in_stream,
                     conv.in_upto - len(texts) + 1 if event.seq else 0)
             else:
                 self.delivery.history.incoming(
                     info.fingerprint, info.trusted_name or info.name,
-                    f"{info.host}:{info.port}", texts)
+                    info.address, texts)
             self._observer.messages_received(info, texts)
         elif kind is Got:
             if entry.conversation is not None:
@@ -722,7 +772,7 @@ class Node:
             self._peer_refused(entry, event.refusal)
         elif kind is BadHello:
             host, port = conn.transport.peername
-            self._observer.bad_hello(f"{host}:{port}", event.refusal, event.fault)
+            self._observer.bad_hello(join_host_port(host, port), event.refusal, event.fault)
             self._handshake_over(entry, ConnectFailed(Failure.HANDSHAKE, refusal=event.refusal,
                                                       fault=event.fault))
         elif kind is HandshakeTimedOut:
@@ -745,6 +795,8 @@ class Node:
     def _tcp_failed(self, attempt: Attempt, exc: OSError) -> None:
         if isinstance(exc, TimeoutError):
             failed = ConnectFailed(Failure.TIMED_OUT, timeout_s=self.options.connect_timeout_s)
+        elif isinstance(exc, socket.gaierror):
+            failed = ConnectFailed(Failure.LOOKUP, detail=str(exc.strerror or exc))
         else:
             failed = ConnectFailed(Failure.NETWORK, errno=exc.errno)
         self._settle(attempt, failed)
@@ -760,7 +812,7 @@ class Node:
         if attempt.peer_id and self._registry.live(attempt.peer_id) is None:
             self._registry.id_unused(attempt.peer_id)   # it never named a connection
         if failed is not None and failed.failure is not Failure.CANCELLED and not attempt.auto:
-            self._observer.connect_failed(attempt.ip, attempt.port, failed)
+            self._observer.connect_failed(attempt.host, attempt.port, failed)
         self.later(attempt.done, failed is None)
         for entry in waited:
             if entry.deferred and not entry.conn.transport.closed:
@@ -840,7 +892,7 @@ class Node:
         if verdict.warn_changed:
             from .identity import format_id
             self._observer.identity_changed(
-                f"{address[0]}:{address[1]}", known,
+                join_host_port(*address), known,
                 format_id(conn.fingerprint) if conn.fingerprint else None)
         if verdict.refusal is not None:
             self._refuse_untrusted(entry, verdict.refusal)
@@ -856,7 +908,7 @@ class Node:
     def _refuse_untrusted(self, entry: Entry, refusal: Refusal) -> None:
         conn = entry.conn
         if entry.target is None:
-            self._observer.untrusted_refused(f"{conn.remote_ip}:{conn.transport.peername[1]}",
+            self._observer.untrusted_refused(join_host_port(conn.remote_ip, conn.transport.peername[1]),
                                              refusal)
         self._handshake_over(entry, ConnectFailed(Failure.REFUSED_BY_US, refusal=refusal),
                              refusal, introduce=False)

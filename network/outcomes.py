@@ -21,6 +21,33 @@ class Direction(enum.Enum):
     INCOMING = "incoming"      # it connected to us
 
 
+def join_host_port(host: str, port: int) -> str:
+    """The one way an address is written: ``10.0.0.5:8080``, and an IPv6 address in
+    brackets, ``[fe80::1%eth0]:8080`` (RFC 3986), so the port cannot be read as part
+    of it."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def split_host_port(text: str) -> tuple[str, str | None]:
+    """What a user typed (or a file holds) as ``(host, port text)``; ``None`` when no
+    port is given: ``[::1]:8080``, ``10.0.0.5:8080``, ``name:8080``; ``::1`` and
+    ``[::1]`` (an IPv6 address without a port: more than one colon, or brackets).
+    The parts are not checked here."""
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket:
+            return text, None
+        if not rest:
+            return host, None
+        if rest.startswith(":"):
+            return host, rest[1:]
+        return text, None
+    if text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        return host, port_text
+    return text, None
+
+
 @dataclass(frozen=True)
 class PeerInfo:
     id: int
@@ -32,6 +59,10 @@ class PeerInfo:
     name: str | None = None     # what it calls itself (chat.py peers only; a label, not proof)
     fingerprint: bytes | None = None    # its identity, proven over TLS (None: plain)
     trusted_name: str | None = None     # the name our user gave that identity
+
+    @property
+    def address(self) -> str:
+        return join_host_port(self.host, self.port)
 
 
 class CloseReason(enum.Enum):
@@ -79,11 +110,10 @@ class Declined(enum.Enum):
 class AddressProblem(enum.Enum):
     """Why a text is not an address we can connect to or listen on."""
 
-    IPV6 = "ipv6"                  # an IPv6 address: only IPv4 is supported
     BAD_NUMBER = "bad number"      # digits and dots, but not four numbers 0-255
     NOT_AN_ADDRESS = "not an address"
-    UNKNOWN_HOST = "unknown host"  # a name that is not in the hosts file
-    UNUSABLE = "unusable"          # 0.0.0.0 or a broadcast address: no peer has it
+    UNKNOWN_HOST = "unknown host"  # a name the resolver does not know
+    UNUSABLE = "unusable"          # 0.0.0.0, ::, a broadcast or multicast address: no peer has it
 
 
 class NameProblem(enum.Enum):
@@ -133,6 +163,8 @@ class Failure(enum.Enum):
     HANDSHAKE = "handshake"      # it started our handshake and never finished it
     CANCELLED = "cancelled"      # our user cancelled it
     TLS = "tls"                  # the TLS handshake failed (see ``detail``)
+    LOOKUP = "lookup"            # the name could not be looked up (``detail``: the resolver's words)
+    ADDRESS = "address"          # it names no address we can use (see ``refusal`` for SELF)
 
 
 @dataclass(frozen=True)

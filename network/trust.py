@@ -18,17 +18,16 @@ written), ``-``, ``_`` and ``.``; normalised to NFC; unique regardless of case.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tempfile
 import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from reactor.netutil import maybe_port
+from reactor.netutil import maybe_port, normal_ip
 
 from .identity import InvalidId, format_id, parse_id
-from .outcomes import TrustError, TrustProblem
+from .outcomes import TrustError, TrustProblem, join_host_port, split_host_port
 
 TRUST_FILE_NAME = "trusted"
 MAX_NAME_CHARS = 32
@@ -70,19 +69,20 @@ def check_name(name: str) -> str:
 
 
 def parse_address(text: str) -> tuple[str, int]:
-    """``"192.168.1.5:9090"`` -> ``("192.168.1.5", 9090)``, or ``TrustError``."""
-    host, sep, port_text = text.rpartition(":")
-    port = maybe_port(port_text)
+    """``"192.168.1.5:9090"`` -> ``("192.168.1.5", 9090)``, ``"[fe80::1%eth0]:9090"`` ->
+    ``("fe80::1%eth0", 9090)``, or ``TrustError``."""
+    host, port_text = split_host_port(text)
+    port = maybe_port(port_text or "")
     try:
-        if not sep or port is None:
+        if port is None:
             raise ValueError(text)
-        return (str(ipaddress.IPv4Address(host)), port)
+        return (normal_ip(host), port)
     except ValueError:
         raise TrustError(TrustProblem.BAD_ADDRESS, text) from None
 
 
 def format_address(address: tuple[str, int]) -> str:
-    return f"{address[0]}:{address[1]}"
+    return join_host_port(*address)
 
 
 class TrustStore:

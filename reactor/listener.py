@@ -15,6 +15,7 @@ import socket
 from typing import Callable
 
 from .loop import EVENT_READ, Reactor
+from .netutil import host_of, sockaddr_for
 
 ACCEPT_BATCH = 64
 ACCEPT_RETRY_S = 1.0
@@ -23,13 +24,49 @@ LISTEN_BACKLOG = 128
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
-def open_listening_socket(host: str, port: int) -> socket.socket:
-    """Bind and listen; raises ``OSError`` (e.g. EADDRINUSE) for the caller to word."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def open_listening_sockets(host: str | None, port: int) -> list[socket.socket]:
+    """Bind and listen; raises ``OSError`` (e.g. EADDRINUSE) for the caller to word.
+
+    ``host`` ``None`` means every address, IPv4 and IPv6: one IPv6 socket that
+    takes IPv4 too (``IPV6_V6ONLY`` off) where the system allows it; else an
+    IPv6 and an IPv4 socket on the same port; on a machine without IPv6, the
+    IPv4 socket alone, as before. A numeric ``host`` gets the one socket of its
+    family. The first socket's port is the port (port 0 picks one for both).
+    """
+    if host is not None:
+        return [_bound(host, port)]
+    if not socket.has_ipv6:
+        return [_bound("0.0.0.0", port)]
+    try:
+        sock = _bound("::", port, dual_stack=True)
+    except OSError as exc:
+        if exc.errno not in _NO_IPV6:
+            raise
+        return [_bound("0.0.0.0", port)]
+    if sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
+        try:        # the system would not mix the families: an IPv4 socket beside it
+            return [sock, _bound("0.0.0.0", sock.getsockname()[1])]
+        except BaseException:
+            sock.close()
+            raise
+    return [sock]
+
+
+_NO_IPV6 = {errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT}
+
+
+def _bound(host: str, port: int, dual_stack: bool = False) -> socket.socket:
+    family, sockaddr = sockaddr_for(host, port)
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         # Lets a restarted peer bind while old connections sit in TIME_WAIT.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
+        if family == socket.AF_INET6:
+            try:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual_stack else 1)
+            except OSError:
+                pass          # fixed by the system (OpenBSD): we read back what it is
+        sock.bind(sockaddr)
         sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except BaseException:
@@ -60,7 +97,7 @@ class Listener:
 
     @property
     def host(self) -> str:
-        return self._sock.getsockname()[0]
+        return host_of(self._sock.getsockname())
 
     def on_readable(self) -> None:
         for _ in range(ACCEPT_BATCH):

@@ -1,11 +1,13 @@
 """Addresses without blocking and without traffic.
 
-* :func:`resolve_ipv4` turns what a user typed into a numeric IPv4 address
-  without a DNS query (``getaddrinfo`` blocks the loop for as long as the
-  resolver likes): numeric addresses, ``localhost`` and names in /etc/hosts.
-* :func:`my_ipv4` finds the address other machines would use to reach this
-  one, and :func:`local_ipv4_addresses` every address of this machine (for
-  refusing connections to ourselves). Neither sends a packet.
+* :func:`maybe_numeric_host` reads what a user typed: a numeric IPv4 or IPv6
+  address (normalised by :func:`normal_ip`), ``localhost``, or a host name
+  (``None``: only a resolver can answer that, and ``getaddrinfo`` blocks for
+  as long as the resolver likes, so names go to :mod:`reactor.resolver`, a
+  helper process, never the loop).
+* :func:`my_ipv4` and :func:`my_ipv6` find the addresses other machines would
+  use to reach this one, and :func:`local_addresses` every address of this
+  machine (for refusing connections to ourselves). None of them sends a packet.
 """
 
 from __future__ import annotations
@@ -16,17 +18,14 @@ import socket
 import struct
 import sys
 
-HOSTS_FILE = "/etc/hosts"
-
 # ioctl(SIOCGIFADDR): the IPv4 address of one interface.
 _SIOCGIFADDR = 0xC0206921 if sys.platform == "darwin" else 0x8915
 
 
 class AddressProblem(enum.Enum):
-    IPV6 = "ipv6"                  # an IPv6 address: only IPv4 is supported
     BAD_NUMBER = "bad number"      # digits and dots, but not four numbers 0-255
     NOT_AN_ADDRESS = "not an address"
-    UNKNOWN_HOST = "unknown host"  # a name that is not in the hosts file
+    UNKNOWN_HOST = "unknown host"  # a name the resolver does not know
 
 
 class AddressError(ValueError):
@@ -35,27 +34,77 @@ class AddressError(ValueError):
         self.problem = problem
 
 
-def resolve_ipv4(text: str, hosts_file: str = HOSTS_FILE) -> str:
-    """Return a numeric IPv4 address for ``text`` or raise :class:`AddressError`."""
+MAX_HOST_NAME_CHARS = 253
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+def maybe_numeric_host(text: str) -> str | None:
+    """The address ``text`` is, in its normal form; ``None`` for a host name, which
+    only a resolver can answer (:mod:`reactor.resolver`, off the loop); else
+    :class:`AddressError`.
+
+    IPv6 may come in brackets and with a zone (``[fe80::1%eth0]``); an
+    IPv4-mapped address (``::ffff:10.0.0.5``) is the IPv4 address it maps, so
+    the self and duplicate checks compare like with like. ``localhost`` is
+    127.0.0.1 without asking anyone.
+    """
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
     try:
-        addr = ipaddress.ip_address(text)
+        return normal_ip(text)
     except ValueError:
         pass
-    else:
-        if addr.version != 4:
-            raise AddressError(AddressProblem.IPV6)
-        return str(addr)
     if all(c.isdigit() or c == "." for c in text):
         raise AddressError(AddressProblem.BAD_NUMBER)
     name = text.lower().rstrip(".")
-    if not name or any(c.isspace() for c in name) or ":" in name:
+    if not name or len(name) > MAX_HOST_NAME_CHARS or not set(name) <= _NAME_CHARS \
+            or any(not 0 < len(label) <= 63 for label in name.split(".")):
         raise AddressError(AddressProblem.NOT_AN_ADDRESS)
     if name == "localhost":
         return "127.0.0.1"
-    found = _lookup_hosts_file(name, hosts_file)
-    if found is None:
-        raise AddressError(AddressProblem.UNKNOWN_HOST)
-    return found
+    return None
+
+
+def normal_ip(text: str) -> str:
+    """A numeric address in its one written form (``ValueError`` if it is not one):
+    IPv6 compressed and lower case, its zone kept; IPv4-mapped IPv6 as IPv4."""
+    address, percent, zone = text.partition("%")
+    ip = ipaddress.ip_address(address)
+    if ip.version == 4:
+        if percent:
+            raise ValueError(text)
+        return str(ip)
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if percent and (not zone or not zone.isprintable() or " " in zone or len(zone) > 64):
+        raise ValueError(text)
+    return f"{ip}%{zone}" if percent else str(ip)
+
+
+def host_of(sockaddr: tuple) -> str:
+    """The peer's address as we write it, from what ``accept`` or ``recvfrom`` gave."""
+    host = sockaddr[0]
+    if ":" not in host:
+        return host
+    if "%" not in host and len(sockaddr) > 3 and sockaddr[3]:
+        try:
+            host = f"{host}%{socket.if_indextoname(sockaddr[3])}"
+        except OSError:
+            host = f"{host}%{sockaddr[3]}"
+    try:
+        return normal_ip(host)
+    except ValueError:
+        return host
+
+
+def sockaddr_for(ip: str, port: int) -> tuple[int, tuple]:
+    """``(family, sockaddr)`` to connect or bind a numeric address (zone included).
+
+    ``AI_NUMERICHOST`` makes getaddrinfo parse, never ask a resolver: it cannot block.
+    """
+    info = socket.getaddrinfo(ip, port, type=socket.SOCK_STREAM,
+                              flags=socket.AI_NUMERICHOST)[0]
+    return info[0], info[4]
 
 
 def maybe_port(text: str, allow_zero: bool = False) -> int | None:
@@ -79,23 +128,6 @@ def maybe_ascii_number(text: str, max_chars: int = 10) -> int | None:
     if len(text) > max_chars or not (text.isascii() and text.isdigit()):
         return None
     return int(text)
-
-
-def _lookup_hosts_file(name: str, path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                fields = line.split("#", 1)[0].split()
-                if len(fields) < 2 or name not in (n.lower() for n in fields[1:]):
-                    continue
-                try:
-                    if ipaddress.ip_address(fields[0]).version == 4:
-                        return fields[0]
-                except ValueError:
-                    continue
-    except OSError:
-        return None
-    return None
 
 
 def _interface_address(sock: socket.socket, name: str) -> str | None:
@@ -123,15 +155,36 @@ def _interfaces() -> list[tuple[str, str]]:
     return result
 
 
-def local_ipv4_addresses() -> set[str]:
-    """Every IPv4 address that reaches this machine (loopback included)."""
+def _ipv6_addresses(path: str = "/proc/net/if_inet6") -> list[tuple[str, str]]:
+    """Linux: ``(interface, address)`` of every IPv6 address (link-local with its zone)."""
+    result = []
+    try:
+        with open(path) as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) < 6 or len(fields[0]) != 32:
+                    continue
+                ip = ipaddress.IPv6Address(int(fields[0], 16))
+                text = f"{ip}%{fields[5]}" if ip.is_link_local else str(ip)
+                result.append((fields[5], text))
+    except (OSError, ValueError):
+        return []
+    return result
+
+
+def local_addresses() -> set[str]:
+    """Every address that reaches this machine (loopback and wildcards included)."""
     addrs = {addr for _, addr in _interfaces()}
-    addrs.update({"127.0.0.1", "0.0.0.0"})
+    addrs.update(addr for _, addr in _ipv6_addresses())
+    addrs.update({"127.0.0.1", "0.0.0.0", "::1", "::"})
     return addrs
 
 
 def is_local_address(addr: str, local: set[str]) -> bool:
-    return addr in local or ipaddress.ip_address(addr).is_loopback
+    if addr in local:
+        return True
+    ip = ipaddress.ip_address(addr.partition("%")[0])
+    return ip.is_loopback or ip.is_unspecified
 
 
 def _default_route_interface(path: str = "/proc/net/route") -> str | None:
@@ -154,19 +207,21 @@ def _default_route_interface(path: str = "/proc/net/route") -> str | None:
     return best[1] if best else None
 
 
-def _route_source_address() -> str | None:
-    """Elsewhere: let the kernel pick a source address for a routed destination.
+def _route_source_address(family: int = socket.AF_INET) -> str | None:
+    """Let the kernel pick a source address for a routed destination.
 
     ``connect`` on a UDP socket only selects a route and a source address; it
-    sends nothing. 192.0.2.1 is TEST-NET-1, reserved for documentation.
+    sends nothing. 192.0.2.1 (TEST-NET-1) and 2001:db8::1 are reserved for
+    documentation.
     """
+    target = ("192.0.2.1", 9) if family == socket.AF_INET else ("2001:db8::1", 9)
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.connect(("192.0.2.1", 9))
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect(target)
             addr = sock.getsockname()[0]
     except OSError:
         return None
-    return None if addr == "0.0.0.0" else addr
+    return None if addr in ("0.0.0.0", "::") else addr
 
 
 def my_ipv4() -> str:
@@ -186,3 +241,15 @@ def my_ipv4() -> str:
         if not ipaddress.ip_address(addr).is_loopback:
             return addr
     return "127.0.0.1"
+
+
+def my_ipv6() -> str | None:
+    """The IPv6 address other machines would reach us at, if this machine has one that
+    is routed (global or unique-local; never link-local or loopback)."""
+    addr = _route_source_address(socket.AF_INET6)
+    if addr is None:
+        return None
+    ip = ipaddress.ip_address(addr.partition("%")[0])
+    if ip.is_link_local or ip.is_loopback or ip.ipv4_mapped is not None:
+        return None
+    return str(ip)

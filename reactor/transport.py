@@ -22,6 +22,7 @@ import socket
 from typing import Callable
 
 from .loop import EVENT_READ, EVENT_WRITE, Reactor
+from .netutil import host_of, sockaddr_for
 from .protocol import Protocol
 
 READ_CHUNK_BYTES = 65536          # one bounded recv per readiness event
@@ -293,9 +294,10 @@ class Connector:
         self._on_failed = on_failed
         self.closed = False
         self._timer = None
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        family, sockaddr = sockaddr_for(*address)     # numeric: never a lookup
+        self._sock = socket.socket(family, socket.SOCK_STREAM)
         self._sock.setblocking(False)
-        err = self._sock.connect_ex(address)
+        err = self._sock.connect_ex(sockaddr)
         if err in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EINTR):
             reactor.set_handler(self._sock.fileno(), self, EVENT_WRITE)
             self._timer = reactor.call_later(timeout, self._timed_out, timeout)
@@ -346,4 +348,4 @@ def _address(get: Callable[[], tuple]) -> tuple[str, int]:
         addr = get()
     except OSError:
         return ("?", 0)
-    return (addr[0], addr[1]) if isinstance(addr, tuple) else (str(addr), 0)
+    return (host_of(addr), addr[1]) if isinstance(addr, tuple) else (str(addr), 0)

@@ -22,7 +22,7 @@ from forkserver import ForkedChild, ForkServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAT = str(ROOT / "chat.py")
-LISTENING = re.compile(r"listening on [\d.]+:(\d+)")
+LISTENING = re.compile(r"listening on \S+:(\d+)")
 
 
 class ChatProcess:

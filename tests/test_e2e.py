@@ -135,8 +135,9 @@ def test_connect_errors_each_say_what_went_wrong(chat):
         ("connect 999.1.1.1 80", r"cannot connect to 999\.1\.1\.1:80: not a valid IPv4 address"),
         ("connect 127.0.0.1 70000", r'"70000" is not a port; a port is a number from 1 to 65535'),
         ("connect 127.0.0.1 abc", r'"abc" is not a port'),
-        ("connect no-such-host.invalid 80", r"cannot connect to no-such-host\.invalid:80: "
-                                            r"unknown host"),
+        ("connect no-such-host.invalid 80", r"could not connect to no-such-host\.invalid:80: "
+                                            r"cannot find that name"),
+        ("connect [::1] 80", r"could not connect to \[::1\]:80: connection refused"),
         (f"connect 127.0.0.1 {a.port}", rf"cannot connect to 127\.0\.0\.1:{a.port}: "
                                         r"that is this peer itself"),
         (f"connect localhost {a.port}", rf"cannot connect to localhost:{a.port}: "

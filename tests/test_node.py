@@ -126,8 +126,15 @@ def test_duplicates_and_self_are_refused_with_our_own_id(net):
         a.connect("localhost", a.port, done.append)
     assert caught.value.reason is Declined.SELF
     with pytest.raises(Refused) as caught:
-        a.connect("::1", 80, done.append)
-    assert caught.value.reason is Declined.ADDRESS and caught.value.address is AddressProblem.IPV6
+        a.connect("::", 80, done.append)
+    assert caught.value.reason is Declined.ADDRESS \
+        and caught.value.address is AddressProblem.UNUSABLE
+    with pytest.raises(Refused) as caught:
+        a.connect("::ffff:127.0.0.1", a.port, done.append)   # IPv4-mapped: the same address
+    assert caught.value.reason is Declined.SELF
+    with pytest.raises(Refused) as caught:
+        a.connect("::ffff:127.0.0.1", c.port, done.append)
+    assert caught.value.reason is Declined.DUPLICATE and caught.value.peer_id == 1
 
 
 def test_a_full_peer_says_so_and_the_connector_reports_the_reason(net):
