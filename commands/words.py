@@ -274,6 +274,7 @@ _HELLO_FAULTS = {
     HelloProblem.OUT_OF_RANGE: "{field} {value} is out of range",
     HelloProblem.NODE_ID: "node is not 16 hex digits",
     HelloProblem.CERT_ALONE: "cert comes alone",
+    HelloProblem.KNOCK_ALONE: "knock=1 comes alone",
     HelloProblem.CERT_NOT_BASE64: "cert is not base64",
     HelloProblem.CERT_EMPTY: "cert is empty",
     HelloProblem.ENDLESS: "an endless first line",

@@ -138,6 +138,7 @@ class HelloProblem(enum.Enum):
     OUT_OF_RANGE = "out of range"          # ``field`` is ``value``, out of its range
     NODE_ID = "node id"                    # node is not 16 hex digits
     CERT_ALONE = "cert alone"              # a certificate hello with other fields
+    KNOCK_ALONE = "knock alone"            # a knock with other fields, or not knock=1
     CERT_NOT_BASE64 = "cert not base64"
     CERT_EMPTY = "cert empty"
     ENDLESS = "endless"                    # a first line longer than any line may be

@@ -15,8 +15,12 @@ States::
         |                 (a late hello upgrades PLAIN to PEER)  |
         \\--bad hello, refused, handshake timeout-----------------+
 
-* An outgoing connection sends our hello at once; an incoming one answers
-  the other side's hello once the node accepts it.
+* An outgoing connection knocks (one short line: a plain listener sees no
+  more than that); a chat.py peer answers with its opening (its certificate,
+  or a knock of its own when it has no identity), and the outgoing side
+  answers that in kind (see :mod:`network.wire`). A full hello is answered
+  once the node accepts it, so the other side's full hello always means
+  "accepted".
 * The first line decides what the other side is. A hello makes it a chat.py
   peer. A plain line, or silence for ``hello_wait_s``, makes it a *plain*
   client (``nc``): no control lines ever go to it. A hello that arrives
@@ -78,17 +82,18 @@ class PeerProtocol:
         self._lines_seen = 0             # complete lines so far (a late hello must be first)
         self._judging = True             # False while our side does not read
         self._deciding = False           # a hello waits for the node's answer
-        self._answered = direction is Direction.OUTGOING   # our hello is on its way
+        self._answered = False           # our full hello is on its way
         self._held: list = []            # lines that came behind the hello being decided
         self._deliver_when_finishing = False
         self._max_line_bytes = max_line_bytes
         self._cert = cert_der            # ours: offer TLS with it (None: no identity)
         self.secured = False             # the TLS handshake is done; all else is inside it
         self._awaiting_full_hello = False   # we answered a certificate with our full hello
+        self._knocked = False            # it knocked and we opened: a hello must follow
         self._announced = ours.name      # the name the other side last heard from us
         self._in_seq = 0                 # the number of its next message (0: not numbered)
         if direction is Direction.OUTGOING:
-            self._queue(wire.tls_hello_line(cert_der) if cert_der else wire.hello_line(ours))
+            self._queue(wire.knock_line())
 
     @classmethod
     def refusing(cls, refusal: Refusal, argument: int | str | None, ours: wire.Hello,
@@ -339,7 +344,7 @@ class PeerProtocol:
         """The other side will send nothing more."""
         events: list = []
         partial = self._codec.maybe_take_partial()
-        if self.secured or self._awaiting_full_hello or self.state is State.SECURING:
+        if self._expects_hello or self.state is State.SECURING:
             return events
         if self.state is State.HANDSHAKE and (partial or self._lines_seen):
             self.state = State.PLAIN     # it spoke and hung up: show what it said
@@ -363,6 +368,12 @@ class PeerProtocol:
             self.answer_hello(now)
         return []
 
+    @property
+    def _expects_hello(self) -> bool:
+        """Only a hello may come next (it has shown it is chat.py): no silence makes this
+        connection plain, and a text line is a broken handshake."""
+        return self.secured or self._awaiting_full_hello or self._knocked
+
     def _maybe_late_hello(self, line: str) -> bool:
         return wire.is_control(line) and wire.split_control(line)[0] == wire.HELLO
 
@@ -374,22 +385,22 @@ class PeerProtocol:
                     hello = wire.parse_hello(words)
                 except wire.BadHello as exc:
                     return self._bad_hello(exc.refusal, exc.fault, now)
+                if isinstance(hello, wire.Knock):
+                    return self._knock(now)
                 if isinstance(hello, wire.TlsHello):
                     return self._tls_offered(hello, now)
-                if self._answered and self._cert and not self.secured \
-                        and self.direction is Direction.OUTGOING:
-                    # We offered TLS; it has no identity: our full hello, in plain text.
-                    self._queue(wire.hello_line(self.ours))
-                    self.last_sent = now
+                if self.direction is Direction.OUTGOING and not self.secured:
+                    # It opened with its full hello (it has no identity): ours, in plain text.
+                    self.answer_hello(now)
                 self.theirs = hello
                 self._deciding = True
                 return [HelloReceived(hello)]
             if verb == wire.REFUSE and self.direction is Direction.OUTGOING:
                 self._finish(now)
                 return [PeerRefused(wire.parse_refuse(words))]
-        if self.secured or self._awaiting_full_hello:
-            # Inside TLS, or after we answered a certificate with our full hello,
-            # only a full hello may come first.
+        if self._expects_hello:
+            # Inside TLS, after we answered a certificate with our full hello, or after
+            # its knock, only a hello may come.
             return self._bad_hello(Refusal.MALFORMED, HelloProblem.FULL_HELLO_EXPECTED, now)
         events: list = []
         if self.state is State.HANDSHAKE:
@@ -408,10 +419,32 @@ class PeerProtocol:
             fault = HelloFault(fault)
         return [BadHello(refusal, fault)]
 
+    def _knock(self, now: float) -> list:
+        """It knocked (it speaks chat.py): we show that we do with our opening, our
+        certificate, or our own knock when we have no identity. A knock answering ours
+        is that: our full hello goes in plain text, and its own comes once it agrees."""
+        if self.direction is Direction.OUTGOING:
+            if self._answered or self.secured:
+                return self._bad_hello(Refusal.MALFORMED, HelloProblem.FULL_HELLO_EXPECTED, now)
+            self.answer_hello(now)
+            self._awaiting_full_hello = True
+            return []
+        if self._expects_hello:
+            return self._bad_hello(Refusal.MALFORMED, HelloProblem.FULL_HELLO_EXPECTED, now)
+        self._knocked = True
+        if self.state is State.PLAIN:
+            self.state = State.HANDSHAKE     # a late knock: chat.py after all (see its hello)
+        self._queue(wire.tls_hello_line(self._cert) if self._cert is not None
+                    else wire.knock_line())
+        self.last_sent = now
+        return []
+
     def _tls_offered(self, hello: wire.TlsHello, now: float) -> list:
-        """The other side offers TLS with its certificate."""
-        if self.secured or self._awaiting_full_hello or (
-                self.direction is Direction.OUTGOING and not self._cert):
+        """The other side offers TLS with its certificate (after our knock, or answering
+        our opening, or an older chat.py's first line)."""
+        if self.secured or self._awaiting_full_hello or (self._knocked and self._cert is None):
+            # inside TLS; or we answered its certificate with a full hello, or its knock
+            # with ours (we have no identity)
             return self._bad_hello(Refusal.MALFORMED, HelloProblem.CERT_MISPLACED, now)
         if self._cert is None:
             # No identity of ours: answer with the full hello, go on in plain text; the
@@ -422,10 +455,14 @@ class PeerProtocol:
             self._queue(wire.hello_line(self.ours))
             self.last_sent = now
             return []
-        if self.direction is Direction.INCOMING:
+        # The side that spoke its certificate second is the TLS server: it waits for the
+        # other's first TLS bytes, which come only after the other has read its line.
+        answering = self.direction is Direction.OUTGOING or not self._knocked
+        if answering:
             self._queue(wire.tls_hello_line(self._cert))
+            self.last_sent = now
         self.state = State.SECURING
-        return [StartTLS(hello.cert_der, server_side=self.direction is Direction.INCOMING)]
+        return [StartTLS(hello.cert_der, server_side=answering)]
 
     # -- time -------------------------------------------------------------------------
 
@@ -435,7 +472,7 @@ class PeerProtocol:
         if state is State.HANDSHAKE:
             if self._deciding or self.theirs is not None:
                 return None
-            if self.secured or self._awaiting_full_hello or _control_line_begun(self._codec):
+            if self._expects_hello or _control_line_begun(self._codec):
                 return self._started + t.handshake_timeout_s
             return self._started + self._silence_s()
         if state is State.PEER:
@@ -462,7 +499,7 @@ class PeerProtocol:
     def tick(self, now: float) -> list:
         state, t = self.state, self.timing
         if state is State.HANDSHAKE and not self._deciding and self.theirs is None:
-            if self.secured or self._awaiting_full_hello or _control_line_begun(self._codec):
+            if self._expects_hello or _control_line_begun(self._codec):
                 if now >= self._started + t.handshake_timeout_s:
                     self._finish(now)
                     return [HandshakeTimedOut()]

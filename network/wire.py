@@ -5,6 +5,7 @@ peer. chat.py peers also exchange *control lines*, which start with
 ``CONTROL_MARK`` (U+0001, a control character the console refuses in typed
 messages, so a user can never forge one)::
 
+    \\x01HELLO chat/2 knock=1               "I speak chat.py; show me that you do" (first)
     \\x01HELLO chat/2 cert=<base64 DER>     "let us switch to TLS; this is my certificate"
     \\x01HELLO chat/2 port=<1-65535> node=<16 hex digits> heartbeat=<ms> [name=<name>]
     \\x01REFUSE <reason> [<argument>]     reason: self | duplicate | full <limit> |
@@ -14,12 +15,20 @@ messages, so a user can never forge one)::
     \\x01BYE                              "I am exiting" (sent before closing)
     \\x01BYE duplicate                    "this connection gives way to our other one"
 
-A peer with an identity opens with the short hello that carries only its
-certificate; when the other side answers in kind, both switch to TLS (the
-connecting side is the TLS client) and send the full hello inside it, so the
-listening port, instance id and heartbeat never cross the network in clear.
-A side without an identity answers a certificate with its full hello, and the
-two go on in plain text.
+The side that connects opens with the *knock*, one short line (23 bytes): a
+plain listener (``nc -l``, another program speaking bare lines) sees that
+and nothing else until it answers, and a connection that never answers is
+taken for plain. A chat.py peer answers the knock with its opening: the
+short hello that carries only its certificate (or, without an identity, a
+knock of its own: "go on in plain text"). The connecting side answers in kind; when both sent a
+certificate, both switch to TLS (the side that connected is the TLS
+*server*: so the TLS client's first bytes follow a line the other side has
+already read, and no byte of TLS can arrive behind a line of text) and send
+the full hellos inside it, so the listening port, instance id and heartbeat
+never cross the network in clear. A side without an identity answers a
+certificate with its full hello, and the two go on in plain text. (A chat.py
+from before the knock opens with its certificate instead; it is answered as
+it expects, and it is the TLS client.)
     \\x01NAME [<name>]                    "call me this from now on" (none: no name)
     \\x01GOT <stream> <n>                 "of your stream <stream> I have stored and shown
                                         every message up to number <n>" (cumulative)
@@ -70,6 +79,7 @@ VERSIONS = (VERSION,)             # every version this program speaks
 
 HELLO, REFUSE, PING, BYE, NAME = "HELLO", "REFUSE", "PING", "BYE", "NAME"
 GOT, FROM = "GOT", "FROM"
+KNOCK = "knock"
 NO_STREAM = "-"                   # GOT - 0: we know no stream of yours
 STREAM_CHARS = 16
 MAX_SEQ = 10 ** 18
@@ -92,6 +102,11 @@ class Hello:
     name: str | None = None         # what the sender calls itself (a label, not proof)
     bad_name: str | None = None     # a name it announced that breaks the rule (peer text)
     delivery: bool = False          # it numbers its messages and acknowledges ours
+
+
+@dataclass(frozen=True)
+class Knock:
+    """The connecting side's first line: it speaks chat.py, and waits to be shown ours."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +189,11 @@ def _number(fields: dict[str, str], name: str, low: int, high: int) -> int:
     return value
 
 
-def parse_hello(words: list[str]) -> Hello | TlsHello:
+def knock_line() -> str:
+    return control_line(HELLO, VERSION, f"{KNOCK}=1")
+
+
+def parse_hello(words: list[str]) -> Hello | TlsHello | Knock:
     """The fields of a HELLO's words, or :class:`BadHello`."""
     if not words or words[0] not in VERSIONS:
         if words and words[0].startswith("chat/"):
@@ -188,6 +207,10 @@ def parse_hello(words: list[str]) -> Hello | TlsHello:
         if key in fields:
             raise BadHello(Refusal.MALFORMED, HelloProblem.TWICE, key)
         fields[key] = value
+    if KNOCK in fields:
+        if len(fields) != 1 or fields[KNOCK] != "1":
+            raise BadHello(Refusal.MALFORMED, HelloProblem.KNOCK_ALONE)
+        return Knock()
     if "cert" in fields:
         return _tls_hello(fields)
     missing = [name for name in _FIELDS if name not in fields]

@@ -35,24 +35,35 @@ def read_line(sock) -> bytes:
 class WirePeer:
     """One connection that speaks our protocol with TLS, as ``identity``."""
 
-    def __init__(self, sock: socket.socket, identity: Identity, server_side: bool) -> None:
+    def __init__(self, sock: socket.socket, identity: Identity, accepting: bool,
+                 knock: bool = True) -> None:
+        """``accepting``: the other side connected to us. ``knock=False`` opens as a
+        chat.py from before the knock did (the certificate first; it is the TLS client)."""
         self.identity = identity
         sock.settimeout(10)
         ours = wire.tls_hello_line(identity.cert_der).encode() + b"\n"
-        if not server_side:
-            sock.sendall(ours)
-        theirs = read_line(sock)
+        if accepting:
+            first = read_line(sock)
+            knocked = first == wire.knock_line().encode()
+            if knocked:
+                sock.sendall(ours)
+                first = read_line(sock)
+            theirs, server_side = first, not knocked
+        else:
+            sock.sendall(wire.knock_line().encode() + b"\n" if knock else ours)
+            theirs, server_side = read_line(sock), knock
         assert theirs.startswith(b"\x01HELLO chat/2 cert="), theirs
         self.peer_cert = base64.b64decode(theirs.split(b"cert=", 1)[1])
-        if server_side:
+        if accepting and server_side or not accepting and knock:
             sock.sendall(ours)
         context = peer_context(identity, self.peer_cert, server_side)
         self.tls = context.wrap_socket(sock, server_side=server_side)
         self.buffer = bytearray()
 
     @classmethod
-    def connect(cls, port: int, identity: Identity) -> "WirePeer":
-        return cls(socket.create_connection(("127.0.0.1", port), timeout=10), identity, False)
+    def connect(cls, port: int, identity: Identity, knock: bool = True) -> "WirePeer":
+        return cls(socket.create_connection(("127.0.0.1", port), timeout=10), identity, False,
+                   knock)
 
     def send_line(self, line: str | bytes) -> None:
         data = line.encode() if isinstance(line, str) else line
@@ -109,7 +120,7 @@ class ManInTheMiddle:
             except OSError:
                 return
             try:
-                inside = WirePeer(client, self.identity, server_side=True)
+                inside = WirePeer(client, self.identity, accepting=True)
                 outside = WirePeer.connect(self.target_port, self.identity)
             except (OSError, AssertionError, ConnectionError) as exc:
                 self.errors.append(repr(exc))

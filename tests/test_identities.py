@@ -111,7 +111,7 @@ def test_the_squatting_attack_fails_and_the_real_peers_still_connect(chat, homes
     b = chat("0", *LOCAL, *homes("bob"))
     mallory = make_identity(tmp_path / "mallory")
     # Mallory learns bob's instance id by talking to bob once ...
-    probe = WirePeer.connect(b.port, mallory)
+    probe = WirePeer.connect(b.port, mallory, knock=False)   # as a chat.py before the knock
     probe.hello(port=1)
     bob_node = probe.their_hello().node_id
     probe.close()

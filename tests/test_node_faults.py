@@ -127,7 +127,7 @@ def test_a_reset_counts_exactly_the_messages_that_never_left(net):
     assert not a.peers()
 
 
-def test_connecting_to_a_plain_listener_offers_a_hello_then_talks_plain_lines(net):
+def test_connecting_to_a_plain_listener_knocks_once_then_talks_plain_lines(net):
     a = net()
     srv = raw_listener()
     done = []
@@ -136,7 +136,8 @@ def test_connecting_to_a_plain_listener_offers_a_hello_then_talks_plain_lines(ne
     srv.close()
     buf = bytearray()
     net.until(lambda: _read_into(conn, buf) or b"\n" in buf)
-    assert buf.startswith(b"\x01HELLO chat/2")      # a hello first, then silence: plain
+    first = bytes(buf).partition(b"\n")[0]         # a knock first, then silence: plain
+    assert first == b"\x01HELLO chat/2 knock=1" and len(first) + 1 <= 40
     net.until(lambda: done)
     assert done == [True]
     (info,) = a.peers()

@@ -70,14 +70,52 @@ def accept(proto, event):
 
 # -- the handshake, both ways ------------------------------------------------------------
 
-def test_an_outgoing_connection_says_hello_first():
+KNOCK = (wire.knock_line() + "\n").encode()
+
+
+def test_an_outgoing_connection_knocks_with_one_short_line_and_answers_the_hello():
     proto = outgoing()
-    assert proto.data_to_send() == OUR_HELLO
+    assert proto.data_to_send() == KNOCK and len(KNOCK) <= 40   # all a plain listener sees
     assert proto.state is State.HANDSHAKE
     proto, events = feed_split(outgoing, HELLO + b"hi\n", accept)
     assert events == [HelloReceived(THEIRS), Messages(["hi"])]
     assert proto.state is State.PEER and proto.theirs == THEIRS
-    assert proto.data_to_send() == OUR_HELLO      # outgoing: no second hello on accept
+    assert proto.data_to_send() == KNOCK + OUR_HELLO     # once, before the node decided
+
+
+@pytest.mark.parametrize("cert", [None, b"ours"])
+def test_a_knock_is_answered_at_once_and_then_only_a_hello_may_follow(cert):
+    proto, events = feed_split(lambda: incoming(cert_der=cert), KNOCK)
+    assert events == [] and proto.state is State.HANDSHAKE
+    opening = wire.tls_hello_line(cert) if cert else wire.knock_line()
+    assert proto.data_to_send() == (opening + "\n").encode()
+    # it has shown it is chat.py: silence never makes it plain, text is a broken handshake
+    assert proto.next_deadline() == T.handshake_timeout_s
+    assert proto.tick(T.hello_wait_s + 0.1) == []
+    assert proto.tick(T.handshake_timeout_s) == [HandshakeTimedOut()]
+    proto = incoming(cert_der=cert)
+    proto.receive_data(KNOCK, 0.1)
+    events = proto.receive_data(b"just text\n", 0.2)
+    assert [type(e) for e in events] == [BadHello] and proto.state is State.FINISHING
+    proto = incoming(cert_der=cert)
+    proto.receive_data(KNOCK, 0.1)
+    proto.data_to_send()
+    assert proto.receive_data(HELLO, 0.2) == [HelloReceived(THEIRS)]
+    assert proto.data_to_send() == b""             # its full hello waits for the node
+    proto.accept_peer(0.3)
+    assert proto.data_to_send() == OUR_HELLO
+
+
+def test_a_knock_is_for_the_first_line_only():
+    out = outgoing()
+    out.data_to_send()
+    assert out.receive_data(KNOCK, 0.1) == []       # it knocks back: no identity, go on
+    assert out.data_to_send() == OUR_HELLO
+    assert out.next_deadline() == T.handshake_timeout_s   # now only its hello may come
+    assert [type(e) for e in out.receive_data(KNOCK, 0.2)] == [BadHello]
+    inc = incoming()
+    inc.receive_data(KNOCK, 0.1)
+    assert [type(e) for e in inc.receive_data(KNOCK, 0.2)] == [BadHello]
 
 
 def test_an_incoming_hello_is_answered_once_accepted_and_lines_behind_it_wait():
@@ -340,13 +378,38 @@ TLS_HELLO = (wire.tls_hello_line(THEIR_CERT) + "\n").encode()
 
 
 def test_with_identities_on_both_sides_the_hellos_lead_to_tls():
+    # The certificate leaves only after the other side has shown it speaks chat.py,
+    # and the side that sent its certificate second is the TLS server.
     out = outgoing(cert_der=CERT)
+    assert out.data_to_send() == KNOCK
+    inc = incoming(cert_der=CERT)
+    assert inc.receive_data(KNOCK, 0.1) == []
+    assert inc.data_to_send() == (wire.tls_hello_line(CERT) + "\n").encode()
+    assert out.receive_data(TLS_HELLO, 0.1) == [StartTLS(THEIR_CERT, server_side=True)]
     assert out.data_to_send() == (wire.tls_hello_line(CERT) + "\n").encode()
-    assert out.receive_data(TLS_HELLO, 0.1) == [StartTLS(THEIR_CERT, server_side=False)]
     assert out.state is State.SECURING and out.next_deadline() is None  # TLS times itself
+    assert inc.receive_data(TLS_HELLO, 0.2) == [StartTLS(THEIR_CERT, server_side=False)]
+    assert inc.data_to_send() == b"" and inc.state is State.SECURING
+
+
+def test_a_chat_py_from_before_the_knock_opens_with_its_certificate_and_is_the_tls_client():
     inc = incoming(cert_der=CERT)
     assert inc.receive_data(TLS_HELLO, 0.1) == [StartTLS(THEIR_CERT, server_side=True)]
     assert inc.data_to_send() == (wire.tls_hello_line(CERT) + "\n").encode()
+
+
+def test_an_identity_meets_none_each_way_and_they_go_on_in_plain_text():
+    out = outgoing(cert_der=CERT)                   # it has none: it knocks back
+    out.data_to_send()
+    assert out.receive_data(KNOCK, 0.1) == []
+    assert out.data_to_send() == OUR_HELLO
+    assert out.receive_data(HELLO, 0.2) == [HelloReceived(THEIRS)]
+    out = outgoing()                                # we have none: it opened with a cert
+    out.data_to_send()
+    assert out.receive_data(TLS_HELLO, 0.1) == []
+    assert out.data_to_send() == OUR_HELLO
+    assert out.receive_data(HELLO, 0.2) == [HelloReceived(THEIRS)]
+    assert out.data_to_send() == b""
 
 
 def test_inside_tls_the_connecting_side_speaks_first_and_the_other_answers_once_agreed():
@@ -436,11 +499,17 @@ def test_a_name_set_before_our_hello_goes_in_it_and_after_it_follows_the_accept(
     proto.accept_peer(0.3)
     assert proto.data_to_send() == (wire.hello_line(
         wire.Hello(OURS.port, OURS.node_id, OURS.heartbeat_ms, name="early")) + "\n").encode()
-    out = outgoing()                                # our hello left with no name
+    out = outgoing()                                # our hello answers theirs: it has it
     out.send_name("late", 0.1)
     out.receive_data(HELLO, 0.2)
     out.accept_peer(0.3)
-    assert out.data_to_send() == OUR_HELLO + "\x01NAME late\n".encode()
+    assert out.data_to_send() == KNOCK + (wire.hello_line(
+        wire.Hello(OURS.port, OURS.node_id, OURS.heartbeat_ms, name="late")) + "\n").encode()
+    out = outgoing()                                # renamed while the node decides
+    out.receive_data(HELLO, 0.2)
+    out.send_name("late", 0.25)
+    out.accept_peer(0.3)
+    assert out.data_to_send() == KNOCK + OUR_HELLO + "\x01NAME late\n".encode()
 
 
 @pytest.mark.parametrize("line,event", [
@@ -470,3 +539,12 @@ def test_a_name_line_from_a_plain_client_is_just_text():
     proto.tick(1.0)
     assert proto.receive_data(b"x\n\x01NAME mallory\n", 1.5) == \
         [Messages(["x", "\x01NAME mallory"])]
+
+
+def test_a_knock_after_the_silence_made_it_plain_is_still_answered():
+    proto = incoming(cert_der=b"ours")
+    assert proto.tick(T.hello_wait_s) == [BecamePlain()]      # a slow link
+    assert proto.receive_data(KNOCK, T.hello_wait_s + 0.1) == []
+    assert proto.state is State.HANDSHAKE                     # the upgrade follows
+    assert proto.data_to_send() == (wire.tls_hello_line(b"ours") + "\n").encode()
+    assert proto.receive_data(TLS_HELLO, 2.0) == [StartTLS(THEIR_CERT, server_side=False)]
