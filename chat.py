@@ -177,6 +177,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-reconnect", action="store_true",
                         help="do not reconnect by ourselves to trusted peers (on start and "
                              "when a connection drops)")
+    parser.add_argument("--no-announce", action="store_true",
+                        help="do not announce this peer on the local network (UDP, every 30 s)")
+    parser.add_argument("--no-discovery", action="store_true",
+                        help="do not listen for other peers' announcements (\"nearby\" stays "
+                             "empty)")
     parser.add_argument("--timestamps", action="store_true",
                         help="start every event and message line with the time [HH:MM:SS]")
     parser.add_argument("--no-color", action="store_true",
@@ -197,7 +202,8 @@ def node_options(args: argparse.Namespace):
                        max_peers=args.max_peers, max_per_address=args.max_per_address,
                        trusted_only=args.trusted_only,
                        name=_default_name() if args.name is False else args.name,
-                       reconnect=not args.no_reconnect)
+                       reconnect=not args.no_reconnect, announce=not args.no_announce,
+                       discover=not args.no_discovery)
 
 
 def _fail(message: str) -> int:
@@ -292,9 +298,11 @@ def run(args: argparse.Namespace) -> int:
     identity, trust = _identity_and_trust(args.home)
     # The node's end of turn stores what arrived, shows it, then acknowledges it; the
     # console's own flush comes after (what the commands said this turn).
+    from network.discovery import lan_endpoint_factory
     node = Node(reactor, console, node_options(args), identity=identity, trust=trust,
                 delivery=_delivery(_home(args.home), args, console,
-                                   lambda *call: node.later(*call)))
+                                   lambda *call: node.later(*call)),
+                endpoint_factory=lan_endpoint_factory(reactor))
     reactor.add_after_turn(console.flush)
     try:
         node.listen(host, args.port)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .base import Command, CommandError, Context, UsageError
-from .connections import Connect, List, Terminate
+from .connections import Connect, List, Nearby, Terminate
 from .identity import MyId, Trust, Untrust
 from .console import Console
 from .info import Help, MyIp, MyPort
@@ -16,8 +16,8 @@ from .queue import CommandRunner
 def default_registry() -> CommandRegistry:
     """The built-in commands, in the order `help` lists them."""
     registry = CommandRegistry()
-    for command in (Help(), MyIp(), MyPort(), MyId(), Connect(), List(), Terminate(), Send(),
-                    Name(), History(), Trust(), Untrust(), Exit()):
+    for command in (Help(), MyIp(), MyPort(), MyId(), Connect(), List(), Nearby(), Terminate(),
+                    Send(), Name(), History(), Trust(), Untrust(), Exit()):
         registry.add(command)
     return registry
 

@@ -11,10 +11,12 @@ from .base import Command, CommandError, Context, UsageError, lookup_peer, parse
 class Connect(Command):
     name = "connect"
     usage = "<ip> <port>"
-    summary = "open a connection to the peer listening at <ip> <port>"
+    summary = "connect to <ip> <port>, or to a known <name> or <ID>"
     details = ("<ip> is an IPv4 or IPv6 address, or a host name (looked up by the\n"
                "system's resolver while chat.py goes on); \"connect <ip>:<port>\" and\n"
                "\"connect [<IPv6>]:<port>\" work too.\n"
+               "\"connect <name>\" and \"connect <ID>\" reach an identity you trust (or one\n"
+               "nearby) where it was last heard or seen; it must prove that identity.\n"
                "The connection's id is fixed now (shown as \"as peer N\"), whoever else\n"
                "connects meanwhile. Commands typed after it wait until it has\n"
                "succeeded or failed.")
@@ -28,7 +30,10 @@ class Connect(Command):
         else:
             host, port_text = split_host_port(args[0])
             if port_text is None:
-                raise UsageError(words.needs_more_arguments(self.name))
+                if ":" in args[0] or all(c.isdigit() or c == "." for c in args[0]):
+                    raise UsageError(words.needs_more_arguments(self.name))   # an address
+                self._to_identity(ctx, args[0])
+                return
         port = parse_port(port_text)
         release = ctx.hold()
         try:
@@ -40,6 +45,30 @@ class Connect(Command):
                 return
             raise CommandError(words.cannot_connect(host, port, exc)) from None
         ctx.console.connecting(ip, port, peer_id)
+
+    def _to_identity(self, ctx: Context, who: str) -> None:
+        """connect <name> / connect <ID>: where that identity was last heard or seen."""
+        release = ctx.hold()
+        try:
+            ip, port, peer_id = ctx.node.connect_to(who, lambda ok: release())
+        except Refused as exc:
+            release()
+            if exc.reason is Declined.DUPLICATE:
+                ctx.console.already_connected(ctx.node.peer(exc.peer_id))
+                return
+            raise CommandError(words.cannot_connect_to(who, exc)) from None
+        ctx.console.connecting(ip, port, peer_id)
+
+
+class Nearby(Command):
+    name = "nearby"
+    summary = "show the chat.py peers heard on the local network lately"
+    details = ("Every chat.py announces its name, ID and port on the local network every\n"
+               "30 s; these are their claims. \"connect <name>\" connects to one, and\n"
+               "checks its ID.")
+
+    def run(self, ctx: Context, args: list[str]) -> None:
+        ctx.console.nearby_table(ctx.node.nearby(), ctx.node.short_id)
 
 
 class List(Command):

@@ -34,7 +34,7 @@ import errno
 import time
 from typing import Callable, Iterable, Sequence
 
-from network.outcomes import (ConnectFailed, HelloFault, Lost, PeerInfo, Recipient, Refusal,
+from network.outcomes import (ConnectFailed, HelloFault, Lost, Nearby, PeerInfo, Recipient, Refusal,
                               Undelivered)
 
 from . import words
@@ -250,6 +250,23 @@ class Console:
     def store_problem(self, problem: str, detail: str) -> None:
         self.error(words.store_problem(problem, detail))
 
+    def discovery_junk(self, count: int) -> None:
+        self.notice(words.discovery_junk(count))
+
+    def nearby_table(self, nearby: Sequence[Nearby], short_id: Callable[[bytes], str]) -> None:
+        if not nearby:
+            self.info(words.NOBODY_NEARBY)
+            return
+        rows = [words.NEARBY_HEADINGS]
+        for n in nearby:
+            rows.append((sanitize(n.name) if n.name else "-", short_id(n.fingerprint), n.address,
+                         words.age(n.age_s),
+                         f"={sanitize(n.trusted_name)}=" if n.trusted_name else "-"))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for r in rows:
+            self.info(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  "
+                      f"{r[3]:>{widths[3]}}  {r[4]}")
+
     # -- words for command results ---------------------------------------------------------
 
     def sent(self, info: PeerInfo, text: str) -> None:
@@ -274,16 +291,18 @@ class Console:
             return
         rows = [words.PEER_TABLE_HEADINGS]
         for p in peers:
-            rows.append((str(p.id), words.name_column(p), p.host, str(p.port),
-                         words.who_connected(p),
+            rows.append((str(p.id), words.name_column(p), p.address, words.who_connected(p),
                          words.security(p, short_id or (lambda fp: fp.hex()[:7]))))
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
         for r in rows:
             self.info(f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  "
-                      f"{r[3]:>{widths[3]}}  {r[4]:<{widths[4]}}  {r[5]}")
+                      f"{r[3]:<{widths[3]}}  {r[4]}")
 
     def trusted(self, info: PeerInfo, entry: TrustedEntry) -> None:
         self.event(words.trusted(info, entry))
+
+    def trusted_id(self, entry: TrustedEntry) -> None:
+        self.event(words.trusted_id(entry))
 
     def untrusted(self, entry: TrustedEntry) -> None:
         self.event(words.untrusted(entry))

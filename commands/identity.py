@@ -21,11 +21,16 @@ class MyId(Command):
         ctx.console.info(words.your_id(my_id))
 
 
+MAX_NAME_OR_ID_CHARS = 40     # a name or connection id is shorter; a full ID is 56 or more
+
+
 class Trust(Command):
     name = "trust"
     usage = "[<id> [name]]"
-    summary = "trust the identity of <id> as [name]; alone: list them"
-    details = ("Without a name, the one it announces is used. A trusted peer's messages are\n"
+    summary = "trust <id> (or a full ID) as [name]; alone: list them"
+    details = ("\"trust <full ID> <name>\" trusts an ID read out to you before it ever\n"
+               "connected (its check characters catch a typo).\n"
+               "Without a name, the one it announces is used. A trusted peer's messages are\n"
                "labelled with your name for it, and if it ever\n"
                "comes back with another key you are warned. Only an encrypted connection\n"
                "can be trusted (a plain one proves no identity).")
@@ -35,6 +40,15 @@ class Trust(Command):
     def run(self, ctx: Context, args: list[str]) -> None:
         if not args:
             ctx.console.trusted_list(ctx.node.trusted())
+            return
+        if len(args[0]) > MAX_NAME_OR_ID_CHARS:      # an ID: 56 characters and more
+            if len(args) < 2:
+                raise CommandError(words.TRUST_ID_NEEDS_NAME)
+            try:
+                trusted = ctx.node.trust_id(args[0], args[1])
+            except TrustError as exc:
+                raise CommandError(words.trust_problem(exc)) from None
+            ctx.console.trusted_id(trusted)
             return
         info = lookup_peer(ctx, args[0])
         try:

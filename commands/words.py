@@ -154,6 +154,15 @@ def declined_reason(refused: Refused) -> str:
         return "another connect is still in progress"
     if reason is Declined.NO_SOCKET:
         return f"no socket to be had ({errno_words(refused.errno)})"
+    if reason is Declined.UNKNOWN_PEER:
+        if refused.limit:
+            return (f"{refused.limit} identities nearby call themselves that; use the ID "
+                    "(see \"nearby\")")
+        return ("nobody you trust has that name, and no chat.py nearby announces it "
+                "(see \"trust\" and \"nearby\")")
+    if reason is Declined.NO_ADDRESS:
+        return ("not heard on the local network lately, and never seen at an address; "
+                "use connect <ip> <port>")
     return reason.value
 
 
@@ -180,11 +189,18 @@ def refusal_reason(refusal: Refusal | None, limit: int = 0, detail: str = "",
     if refusal is Refusal.UNTRUSTED:
         return ("it accepts only identities it trusts" if not ours else
                 "not an identity you trust (see --trusted-only)")
+    if refusal is Refusal.NOT_EXPECTED:
+        return ("it is not the identity it was connected for (see the warning)" if ours else
+                "it expected another identity at your address")
     if refusal is Refusal.DOWNGRADE:
         return ("a peer you trust is known at that address, and this one offers no "
                 "encryption" if ours else "it trusts someone else at your address")
     return f"it refused the connection ({sanitize(detail)})" if detail else \
         "it refused the connection"
+
+
+def cannot_connect_to(who: str, refused: Refused) -> str:
+    return f"cannot connect to {sanitize(who)}: {declined_reason(refused)}"
 
 
 def cannot_connect(host: str, port: int, refused: Refused) -> str:
@@ -459,6 +475,20 @@ def store_problem(problem: str, detail: str) -> str:
     return f"cannot use the message store ({detail}); messages are kept in memory from now on"
 
 
+def discovery_junk(count: int) -> str:
+    return (f"ignored {plural(count, 'datagram')} at the discovery port that "
+            f"{'was not an announcement' if count == 1 else 'were not announcements'}")
+
+
+NEARBY_HEADINGS = ("name", "ID", "address", "heard", "trusted")
+NOBODY_NEARBY = ("nobody heard on the local network in the last 90 s "
+                 "(chat.py peers announce themselves every 30 s)")
+
+
+def age(seconds: float) -> str:
+    return f"{int(seconds)} s ago"
+
+
 HISTORY_STATES = {"sent": "sent", "queued": "queued", "delivered": "delivered",
                   "failed": "not delivered"}
 NO_HISTORY = "no messages in the history yet"
@@ -487,7 +517,7 @@ def terminated(info: PeerInfo) -> str:
 NO_CONNECTIONS = 'no connections; open one with "connect <ip> <port>"'
 # The head of the ``list`` table; ``name_column``, ``who_connected`` and ``security``
 # fill its columns.
-PEER_TABLE_HEADINGS = ("id", "name", "IP address", "port", "connection", "trust")
+PEER_TABLE_HEADINGS = ("id", "name", "address", "connection", "trust")
 
 
 def name_column(info: PeerInfo) -> str:
@@ -504,6 +534,14 @@ def who_connected(info: PeerInfo) -> str:
 
 def trusted(info: PeerInfo, entry: TrustedEntry) -> str:
     return f"you trust {peer(info)} as {sanitize(entry.name)} (ID {entry.id})"
+
+
+def trusted_id(entry: TrustedEntry) -> str:
+    return (f"you trust {sanitize(entry.name)} (ID {entry.id}); "
+            f"\"connect {sanitize(entry.name)}\" once it is nearby, or it connects to you")
+
+
+TRUST_ID_NEEDS_NAME = "give the ID a name: trust <ID> <name>"
 
 
 def untrusted(entry: TrustedEntry) -> str:

@@ -32,10 +32,11 @@ MIN_TRY_S = 0.25        # the least time one of several addresses is given
 
 class Attempt:
     __slots__ = ("host", "ip", "port", "peer_id", "done", "lookup", "connector", "untried",
-                 "deadline", "entry", "waiting_hellos", "auto")
+                 "deadline", "entry", "waiting_hellos", "auto", "expect")
 
     def __init__(self, host: str, ip: str | None, port: int, peer_id: int,
-                 done: Callable[[bool], None], deadline: float, auto: bool = False) -> None:
+                 done: Callable[[bool], None], deadline: float, auto: bool = False,
+                 expect: bytes | None = None) -> None:
         self.host = host                  # as the user typed it (a name, or the address)
         self.ip = ip                      # the address being tried (None: being looked up)
         self.port = port
@@ -48,6 +49,7 @@ class Attempt:
         self.entry = None                 # then the connection's entry, until its handshake ends
         self.waiting_hellos: list = []    # entries of incoming hellos that may be this peer
         self.auto = auto                  # we reconnect by ourselves: quiet, and gives way
+        self.expect = expect              # the identity we dial for (None: whoever answers)
 
     def resolved(self) -> bool:
         """Do we know who answered (or that nobody will)?"""
@@ -72,13 +74,15 @@ class Dialer:
         self.attempt: Attempt | None = None
 
     def dial(self, host: str, ip: str | None, port: int, peer_id: int,
-             done: Callable[[bool], None], auto: bool = False) -> Attempt:
+             done: Callable[[bool], None], auto: bool = False,
+             expect: bytes | None = None) -> Attempt:
         """Start: a lookup of ``host`` when ``ip`` is ``None``, else the TCP connect.
         Raises ``OSError`` when no socket (or helper) can be had.
 
-        ``auto``: a reconnect of ours (peer id 0: it gets one when established)."""
+        ``auto``: a reconnect of ours (peer id 0: it gets one when established);
+        ``expect``: the identity it must prove (the node checks)."""
         attempt = Attempt(host, ip, port, peer_id, done,
-                          self._reactor.time() + self._timeout_s, auto)
+                          self._reactor.time() + self._timeout_s, auto, expect)
         if ip is None:
             attempt.lookup = Lookup(self._reactor, host, port, self._timeout_s,
                                     lambda found: self._looked_up(attempt, found),

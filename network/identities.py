@@ -5,7 +5,10 @@
 * **--trusted-only**: every identity we do not trust is refused, plain
   clients included, and told why.
 * **A changed key** at a trusted peer's address is shown, with a warning, but
-  never as trusted. Trust is granted by a key only, never by an address or a
+  never as trusted.
+* **Who we dialled for**: a connection made for one identity (its LAN
+  announcement, or ``connect <name|ID>``) that proves another is refused, with
+  the same warning: an announcement is a claim, and TLS is the proof. Trust is granted by a key only, never by an address or a
   name, which only ever *withhold* it.
 
 :func:`judge` is the rule as a pure function: what the trust store says about
@@ -30,13 +33,18 @@ class Verdict:
     remember_address: bool = False      # a trusted identity: note where it lives now
 
 
-def judge(fingerprint: bytes | None, known_at_address, trusted, trusted_only: bool) -> Verdict:
+def judge(fingerprint: bytes | None, known_at_address, trusted, trusted_only: bool,
+          expected: bytes | None = None) -> Verdict:
     """The trust rules for one hello.
 
     ``fingerprint``: the identity the connection proved (``None``: plain);
     ``known_at_address``: the trusted peer last seen at the address it claims,
-    if any; ``trusted``: the trusted entry of its own identity, if any.
+    if any; ``trusted``: the trusted entry of its own identity, if any;
+    ``expected``: the identity we dialled it for (an announcement said it is
+    there, or our user asked for it by name or ID), if any.
     """
+    if expected is not None and fingerprint != expected:
+        return Verdict(Refusal.NOT_EXPECTED, warn_changed=True)  # a claim, not proven
     if fingerprint is None and known_at_address is not None:
         return Verdict(Refusal.DOWNGRADE, warn_changed=True)   # it would have used its key
     if trusted_only and trusted is None:

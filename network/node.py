@@ -53,8 +53,8 @@ from typing import TYPE_CHECKING, Callable
 
 from reactor.listener import Listener, open_listening_sockets
 from reactor.loop import Reactor
-from reactor.netutil import (AddressError, host_of, is_local_address, local_addresses,
-                             maybe_numeric_host, my_ipv4, my_ipv6)
+from reactor.netutil import (AddressError, host_of, is_local_address, is_loopback,
+                             local_addresses, maybe_numeric_host, my_ipv4, my_ipv6)
 from reactor.transport import StreamTransport
 
 from . import wire
@@ -62,13 +62,14 @@ from .admission import Admission
 from .connection import Connection
 from .delivery import Delivery
 from .dialer import Attempt, Dialer
+from .discovery import Announcement, Discovery, Heard
 from .duplicates import Keep, which_stays
 from .fanout import Fanout
 from .identities import TlsEnding, judge, maybe_tls_ending, tls_words
 from .names import BadName, check_name
 from .observer import Observer
 from .outcomes import (AddressProblem, CloseReason, ConnectFailed, Declined, Direction, Failure,
-                       Lost, PeerInfo, Posted, Recipient, Refusal, Refused, TrustError,
+                       Lost, Nearby, PeerInfo, Posted, Recipient, Refusal, Refused, TrustError,
                        TrustProblem, Undelivered, join_host_port)
 from .peer_protocol import PeerProtocol, State, Timing
 from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, Got, HandshakeTimedOut,
@@ -99,6 +100,8 @@ class NodeOptions:
     delivery: bool = True           # number our messages and acknowledge theirs (chat.py peers)
     reconnect: bool = True          # dial trusted peers by ourselves (on start, after a drop)
     resolver_argv: list | None = None   # the name lookup's helper command (tests replace it)
+    announce: bool = True           # tell the local network we are here (with an identity)
+    discover: bool = True           # listen for the others' announcements
     timing: Timing = field(default_factory=Timing)
 
 
@@ -113,10 +116,11 @@ class Node:
     def __init__(self, reactor: Reactor, observer: Observer,
                  options: NodeOptions | None = None, node_id: str | None = None,
                  identity: "Identity | None" = None, trust: "TrustStore | None" = None,
-                 delivery: Delivery | None = None) -> None:
+                 delivery: Delivery | None = None, endpoint_factory=None) -> None:
         """``identity`` makes connections to other chat.py peers with identities
         encrypted; ``trust`` names them; ``delivery`` keeps the conversations (in
-        memory only, if not given)."""
+        memory only, if not given); ``endpoint_factory`` opens the UDP endpoint of LAN
+        discovery (:func:`network.discovery.lan_endpoint_factory`; none: no discovery)."""
         self._reactor = reactor
         self._observer = observer
         self.options = options or NodeOptions()
@@ -154,6 +158,8 @@ class Node:
                                              History(None, 1000, observer.store_problem),
                                              self.later, observer.delivered)
         self._reconnector = Reconnector(reactor, self._redial, observer.reconnecting)
+        self._endpoint_factory = endpoint_factory
+        self._discovery: Discovery | None = None
         reactor.add_before_flush(self._store_then_send)
         reactor.add_after_turn(self._turn_ended)
 
@@ -167,6 +173,16 @@ class Node:
         self._listeners = [Listener(self._reactor, sock, self._accepted, self._starved)
                            for sock in open_listening_sockets(host, port)]
         self._local_addresses = local_addresses()
+        # A peer that listens on loopback only cannot be reached from the network: it
+        # has nothing to announce there (it still hears the others).
+        announce = self.options.announce and not all(
+            is_loopback(listener.host) for listener in self._listeners)
+        if self._endpoint_factory is not None and (announce or self.options.discover):
+            self._discovery = Discovery(self._reactor, self._endpoint_factory,
+                                        self._announcement, self._heard,
+                                        self._observer.discovery_junk,
+                                        announce=announce, listen=self.options.discover)
+            self._reactor.call_soon(self._discovery.start)       # after "listening on"
         self._stall_timer = self._reactor.call_later(self._stall_check_s(), self._check_stalls)
         self._reconnector.enabled = self.options.reconnect and self.identity is not None
         for peer in self.trusted():
@@ -174,6 +190,38 @@ class Node:
             if conv is not None:
                 self.delivery.named(conv, peer.name)
         self._reactor.call_soon(self._plan_reconnects)   # after "listening on"
+
+    # -- the local network --------------------------------------------------------------
+
+    def _announcement(self) -> Announcement | None:
+        if self.identity is None or not self._listeners:
+            return None
+        return Announcement(self.identity.fingerprint, self.node_id, self.port, wire.VERSION,
+                            self.name)
+
+    def _heard(self, heard: Heard, new: bool) -> None:
+        """An announcement (a claim): a newcomer hears us back soon, and a trusted
+        identity that is not connected is dialled there, for that identity only."""
+        if self.shutting_down:
+            return
+        if new and self._discovery is not None:
+            self._discovery.announce_now()
+        trusted = self.trust.lookup_by_id(heard.fingerprint) if self.trust else None
+        if trusted is not None and not any(entry.conn.fingerprint == heard.fingerprint
+                                           for entry in self._registry.live_entries()):
+            self._reconnector.seen_at(trusted.fingerprint, trusted.name, (heard.host, heard.port))
+
+    def nearby(self) -> list[Nearby]:
+        """What was heard on the local network lately, newest first."""
+        if self._discovery is None:
+            return []
+        now = self._reactor.time()
+        result = []
+        for heard in self._discovery.nearby(now):
+            trusted = self.trust.lookup_by_id(heard.fingerprint) if self.trust else None
+            result.append(Nearby(heard.name, heard.fingerprint, heard.host, heard.port,
+                                 now - heard.last_heard, trusted.name if trusted else None))
+        return result
 
     def _plan_reconnects(self) -> None:
         for peer in self.trusted():
@@ -277,6 +325,10 @@ class Node:
         Raises :class:`Refused` when nothing can be tried (a bad address,
         ourselves, already connected, full, another connect in flight).
         """
+        return self._dial_user(host, port, done)
+
+    def _dial_user(self, host: str, port: int, done: Callable[[bool], None],
+                   expect: bytes | None = None) -> tuple[str, int]:
         try:
             ip = maybe_numeric_host(host)
         except AddressError as exc:
@@ -297,7 +349,8 @@ class Node:
             raise Refused(Declined.FULL, limit=limit)
         peer_id = self._registry.id_for_connect()
         try:
-            self._dialer.dial(host if ip is None else ip, ip, port, peer_id, done)
+            self._dialer.dial(host if ip is None else ip, ip, port, peer_id, done,
+                              expect=expect)
         except OSError as exc:   # no socket to be had: EMFILE, ENOBUFS ...
             self._registry.id_unused(peer_id)
             raise Refused(Declined.NO_SOCKET, errno=exc.errno) from None
@@ -339,6 +392,64 @@ class Node:
             else:
                 self._settle(attempt, ConnectFailed(Failure.ADDRESS))
         return None
+
+    def connect_to(self, who: str, done: Callable[[bool], None]) -> tuple[str, int, int]:
+        """Connect to an identity by our user's name for it, its announced name (someone
+        nearby), or its full ID: at the address it was last heard announcing from, else
+        where it was last seen. What answers must prove that identity (TLS), or it is
+        refused with the changed-identity warning. Returns ``(address, port, reserved id)``.
+        """
+        fingerprint, label = self._identity_named(who)
+        for entry in self._registry.live_entries():
+            if entry.conn.fingerprint == fingerprint:
+                raise Refused(Declined.DUPLICATE, peer_id=entry.info.id)
+        heard = [n for n in self.nearby() if n.fingerprint == fingerprint]
+        trusted = self.trust.lookup_by_id(fingerprint) if self.trust is not None else None
+        if heard:
+            host, port = heard[0].host, heard[0].port
+        elif trusted is not None and trusted.address is not None:
+            host, port = trusted.address
+        else:
+            raise Refused(Declined.NO_ADDRESS, detail=label)
+        ip, peer_id = self._dial_user(host, port, done, expect=fingerprint)
+        return ip, port, peer_id
+
+    def _identity_named(self, who: str) -> tuple[bytes, str]:
+        """``(fingerprint, a label for it)`` of a trusted name, a full ID, or the name of
+        one identity nearby; :class:`Refused` (``UNKNOWN_PEER``) otherwise."""
+        from .identity import InvalidId, parse_id
+        trusted = self.trust.lookup_by_name(who) if self.trust is not None else None
+        if trusted is not None:
+            return trusted.fingerprint, trusted.name
+        try:
+            fingerprint = parse_id(who)
+        except InvalidId:
+            fingerprint = None
+        if fingerprint is not None:
+            return fingerprint, self.short_id(fingerprint)
+        wanted = who.casefold()
+        found = {n.fingerprint for n in self.nearby() if n.name and n.name.casefold() == wanted}
+        if len(found) == 1:
+            return found.pop(), who
+        raise Refused(Declined.UNKNOWN_PEER, detail=who, limit=len(found))
+
+    def trust_id(self, text: str, name: str) -> "TrustedPeer":
+        """Trust the identity with the full ID ``text`` (read out by its owner, say) as
+        ``name``, before it ever connected; raises :class:`TrustError` (``BAD_ID``: not
+        an ID, a check character catches a typo)."""
+        from .identity import InvalidId, parse_id
+        if self.trust is None:
+            raise TrustError(TrustProblem.NO_IDENTITY)
+        try:
+            fingerprint = parse_id(text)
+        except InvalidId:
+            raise TrustError(TrustProblem.BAD_ID, text) from None
+        heard = [n for n in self.nearby() if n.fingerprint == fingerprint]
+        entry = self.trust.trust(fingerprint, name, None)
+        self._rename_trusted(fingerprint, entry.name)
+        if heard and not self.shutting_down:
+            self._reconnector.seen_at(fingerprint, entry.name, (heard[0].host, heard[0].port))
+        return entry
 
     def cancel_connect(self) -> tuple[str, int] | None:
         """Give up our user's connect in flight (Ctrl-C at a terminal); ``None`` if there
@@ -451,6 +562,8 @@ class Node:
                 raise Refused(Declined.BAD_NAME, problem=exc.problem, detail=exc.char) from None
         self._fanout.flush()
         self.name = name
+        if self._discovery is not None:
+            self._discovery.announce_now()
         for entry in [*self._registry.live_entries(), *self._registry.pending_entries()]:
             entry.conn.rename(name)
         return sum(1 for entry in self._registry.live_entries()
@@ -495,6 +608,8 @@ class Node:
             self._stall_timer.cancel()
         self._admission.close()
         self._reconnector.close()
+        if self._discovery is not None:
+            self._discovery.close()
         for entry in self._registry.pending_entries():
             entry.conn.abort()
         live = self._registry.live_entries()
@@ -575,7 +690,7 @@ class Node:
             self.later(done, False)
             return True
         try:
-            self._dialer.dial(ip, ip, port, 0, done, auto=True)
+            self._dialer.dial(ip, ip, port, 0, done, auto=True, expect=fingerprint)
         except OSError:
             self.later(done, False)
         return True
@@ -888,7 +1003,14 @@ class Node:
         address = entry.target if entry.target is not None else (conn.remote_ip, hello.port)
         known = trust.lookup_by_address(address) if trust is not None else None
         trusted = trust.lookup_by_id(conn.fingerprint) if trust and conn.fingerprint else None
-        verdict = judge(conn.fingerprint, known, trusted, self.options.trusted_only)
+        attempt = self._dialer.attempt
+        expected = attempt.expect if self._dialer.is_attempt(entry) else None
+        verdict = judge(conn.fingerprint, known, trusted, self.options.trusted_only, expected)
+        if expected is not None and verdict.refusal is Refusal.NOT_EXPECTED:
+            known = trust.lookup_by_id(expected) if trust is not None else None
+            if known is None:
+                from .trust import TrustedPeer
+                known = TrustedPeer(expected, self.short_id(expected))
         if verdict.warn_changed:
             from .identity import format_id
             self._observer.identity_changed(

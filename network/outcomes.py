@@ -93,6 +93,8 @@ class Refusal(enum.Enum):
     MALFORMED = "malformed"      # the hello broke the wire format
     UNTRUSTED = "untrusted"      # --trusted-only: not an identity we trust
     DOWNGRADE = "downgrade"      # a trusted peer's address, offered without encryption
+    NOT_EXPECTED = "unexpected"  # we dialled it for one identity (its announcement, our
+                                 # user's "connect <name>") and it proved another
 
 
 class Declined(enum.Enum):
@@ -104,6 +106,8 @@ class Declined(enum.Enum):
     ADDRESS = "address"          # connect: the address cannot be used (see ``address``)
     CONNECTING = "connecting"    # connect: another connect is still in flight
     NO_SOCKET = "no socket"      # connect: the system gives us no socket (see ``errno``)
+    UNKNOWN_PEER = "unknown peer"    # connect <name|ID>: nobody trusted or nearby is that
+    NO_ADDRESS = "no address"    # connect <name|ID>: known, but not where (see ``detail``)
     BAD_NAME = "bad name"        # set_name: not a name (see ``problem`` and ``detail``)
 
 
@@ -257,6 +261,22 @@ class Recipient:
     name: str | None                # the name our user trusts it as (or its announced name)
     info: PeerInfo | None = None    # its connection, when one is (or was last) open
     address: tuple[str, int] | None = None   # else where it was last seen, if anywhere
+
+
+@dataclass(frozen=True)
+class Nearby:
+    """A chat.py heard announcing itself on the local network (its claims, not proof)."""
+
+    name: str | None            # what it calls itself
+    fingerprint: bytes          # the identity it claims (TLS checks it on connecting)
+    host: str                   # where its announcement came from
+    port: int                   # where it says it listens
+    age_s: float                # since it was last heard
+    trusted_name: str | None    # our user's name for that identity, if trusted
+
+    @property
+    def address(self) -> str:
+        return join_host_port(self.host, self.port)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,19 @@ class Reconnector:
         self._announce(Recipient(name), plan.address)
         self._schedule(plan, FIRST_S)
 
+    def seen_at(self, fingerprint: bytes, name: str, address: tuple[str, int]) -> None:
+        """It says it is at ``address`` now (a LAN announcement, or an ID our user just
+        trusted): dial there, soon. Only a claim: the dial checks the identity."""
+        plan = self._plans.get(fingerprint)
+        if plan is None:
+            self.want(fingerprint, name, address)
+            return
+        plan.address = tuple(address)
+        if plan.timer is not None and not plan.dialling:
+            plan.timer.cancel()
+            plan.wait_s = FIRST_S
+            self._schedule(plan, 0.0)
+
     def connected(self, fingerprint: bytes) -> None:
         """It is connected (whoever dialled): no plan, and ``terminate`` is forgotten."""
         self._stopped.discard(fingerprint)

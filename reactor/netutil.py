@@ -180,6 +180,10 @@ def local_addresses() -> set[str]:
     return addrs
 
 
+def is_loopback(addr: str) -> bool:
+    return ipaddress.ip_address(addr.partition("%")[0]).is_loopback
+
+
 def is_local_address(addr: str, local: set[str]) -> bool:
     if addr in local:
         return True

@@ -37,14 +37,14 @@ class ChatProcess:
 
     def __init__(self, *args: str, prefix: list[str] | None = None, stdin=subprocess.PIPE,
                  env: dict | None = None, wait_listening: bool = True,
-                 preexec_fn=None) -> None:
+                 preexec_fn=None, lan: bool = False) -> None:
         full_env = dict(os.environ, PYTHONUNBUFFERED="1")
         if env:
             full_env.update(env)
         if not any(arg.startswith("--name") for arg in args):
             args = (*args, "--name=")
         self.proc = popen_chat(args, stdin=stdin, env=full_env, prefix=prefix,
-                               preexec_fn=preexec_fn)
+                               preexec_fn=preexec_fn, lan=lan)
         self.pid = self.proc.pid
         self._buf = {"out": bytearray(), "err": bytearray()}
         self._text = {"out": [], "err": []}   # decoded output, in pieces
@@ -173,12 +173,22 @@ class ChatProcess:
                     pass
 
 
+def quiet_on_the_lan(args, lan: bool) -> tuple:
+    """Tests talk to loopback only: no chat.py of theirs announces itself on this
+    machine's network (a peer listening on loopback does not anyway) unless ``lan``
+    (in network namespaces the test made)."""
+    if lan or "--no-announce" in args:
+        return tuple(args)
+    return (*args, "--no-announce")
+
+
 def popen_chat(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                env: dict | None = None, new_session: bool = False, prefix=None,
-               preexec_fn=None):
+               preexec_fn=None, lan: bool = False):
     """``subprocess.Popen([*prefix, "python3", "chat.py", *args], ...)`` (``env``: the whole
     environment), forked from the fork server when a fork can give what is asked."""
     env = dict(os.environ) if env is None else env
+    args = quiet_on_the_lan(args, lan)
     server = ForkServer.get(str(ROOT))
     if not prefix and preexec_fn is None and server.can_fork(env):
         return ForkedChild(server, [CHAT, *args], env, str(ROOT), stdin=stdin, stdout=stdout,
@@ -194,6 +204,7 @@ def run_chat(*args: str, input: bytes | None = None, stdin=subprocess.DEVNULL,
     """``subprocess.run(["python3", "chat.py", *args], ...)``, forked when it can be
     (``env``: variables to add)."""
     full_env = dict(os.environ, **(env or {}))
+    args = quiet_on_the_lan(args, False)
     server = ForkServer.get(str(ROOT))
     if server.can_fork(full_env):
         return forkserver.run(server, [CHAT, *args], full_env, str(ROOT), input=input,

@@ -145,9 +145,9 @@ def test_info_commands(h):
 
 def test_list(h):
     h.run("list")
-    assert h.out() == ["id  name  IP address  port  connection                 trust",
-                       " 1  -     10.0.0.2    8080  you connected              plain",
-                       " 3  -     10.0.0.3    7070  it connected, not chat.py  plain"]
+    assert h.out() == ["id  name  address        connection                 trust",
+                       " 1  -     10.0.0.2:8080  you connected              plain",
+                       " 3  -     10.0.0.3:7070  it connected, not chat.py  plain"]
     h.node.table.clear()
     h.run("list")
     assert h.out()[-1] == 'no connections; open one with "connect <ip> <port>"'
@@ -294,7 +294,7 @@ def test_registry_refuses_duplicates_and_keeps_order():
     assert registry.names() == ["a"]
     with pytest.raises(CommandError):
         registry.split("b")
-    assert default_registry().names() == ["help", "myip", "myport", "myid", "connect", "list",
+    assert default_registry().names() == ["help", "myip", "myport", "myid", "connect", "list", "nearby",
                                           "terminate", "send", "name", "history", "trust",
                                           "untrust", "exit"]
 

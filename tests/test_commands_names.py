@@ -52,11 +52,11 @@ def h():
 
 def test_names_are_shown_in_list_and_on_every_line(h):
     h.run("list")
-    assert h.out() == ["id  name   IP address  port  connection                 trust",
-                       " 1  alice  127.0.0.2   8001  it connected               plain",
-                       " 2  Bob    127.0.0.2   8002  it connected               plain",
-                       " 3  -      127.0.0.2   8003  it connected, not chat.py  plain",
-                       " 5  bob    127.0.0.2   8005  it connected               plain"]
+    assert h.out() == ["id  name   address         connection                 trust",
+                       " 1  alice  127.0.0.2:8001  it connected               plain",
+                       " 2  Bob    127.0.0.2:8002  it connected               plain",
+                       " 3  -      127.0.0.2:8003  it connected, not chat.py  plain",
+                       " 5  bob    127.0.0.2:8005  it connected               plain"]
     h.console.messages_received(h.node.table[1], ["hi", "there"])
     h.console.messages_received(h.node.table[3], ["from nc"])
     h.console.peer_renamed(h.node.table[1], named(1, "alicia"))

@@ -17,7 +17,7 @@ def test_two_peers_connect_send_list_terminate(chat):
     a.type("send 1 back at you")
     b.wait_for(rf"message from peer 1 \(127\.0\.0\.1:{a.port}\): back at you\n")
     a.type("list")
-    a.wait_for(rf"\n +1  - +127\.0\.0\.1 +{b.port}  it connected +\S.*\n")
+    a.wait_for(rf"\n +1  - +127\.0\.0\.1:{b.port} +it connected +\S.*\n")
     b.type("terminate 1")
     b.wait_for(rf"closed the connection to peer 1 \(127\.0\.0\.1:{a.port}\)")
     a.wait_for(rf"peer 1 \(127\.0\.0\.1:{b.port}\) closed the connection")
@@ -57,7 +57,7 @@ def test_three_peers_ids_are_stable_and_never_reused(chat):
     a.wait_for(rf"message from peer 2 \(127\.0\.0\.1:{c.port}\): to a\n")
     b.wait_for(rf"message from peer 2 \(127\.0\.0\.1:{c.port}\): to b\n")
     a.type("list")
-    a.wait_for(rf"\n +1  - +127\.0\.0\.1 +{b.port}  it connected +\S.*\n +2  - +127\.0\.0\.1 +{c.port}  "
+    a.wait_for(rf"\n +1  - +127\.0\.0\.1:{b.port} +it connected +\S.*\n +2  - +127\.0\.0\.1:{c.port} +"
                rf"it connected +\S.*\n")
     # b leaves: everyone who knew it says so; c stays peer 2 at a.
     b.type("exit")
@@ -158,7 +158,7 @@ def test_connect_errors_each_say_what_went_wrong(chat):
     b.wait_for(rf"already connected to 127\.0\.0\.1:{a.port} as peer 1\n")
     for p in (a, b):
         p.type("list")
-        p.wait_for(r"\n +1  - +127\.0\.0\.1 +\d+  \w+ connected +\S.*\n(?! +2 )")
+        p.wait_for(r"\n +1  - +127\.0\.0\.1:\d+ +\w+ connected +\S.*\n(?! +2 )")
     assert "Traceback" not in a.text("err") + b.text("err")
 
 
@@ -201,7 +201,7 @@ def test_a_raw_socket_is_a_full_peer_both_ways(chat):
         raw.sendall("half a line é".encode())
         a.wait_for(r"message from peer 1 \([^)]*\): half a line é\n", timeout=5)
         a.type("list")
-        a.wait_for(rf" 1  - +127\.0\.0\.1 +{src_port}  it connected, not chat\.py")
+        a.wait_for(rf" 1  - +127\.0\.0\.1:{src_port} +it connected, not chat\.py")
     a.wait_for(rf"peer 1 \(127\.0\.0\.1:{src_port}\) closed the connection")
 
 

@@ -39,10 +39,10 @@ def test_names_both_ways_renames_addressing_and_send_all(chat):
         raw.sendall(b"i am nc\n")
         a.wait_for(r"message from peer 3 \(127\.0\.0\.1:\d+\): i am nc\n")
         a.type("list")
-        a.wait_for(rf"id  name  IP address +port  connection +trust\n 1  bob +127\.0\.0\.1 +"
-                   rf"{b.port}  it connected +encrypted \w+\n 2  BOB +127\.0\.0\.1 +{c.port}  "
+        a.wait_for(rf"id  name  address +connection +trust\n 1  bob +127\.0\.0\.1:"
+                   rf"{b.port} +it connected +encrypted \w+\n 2  BOB +127\.0\.0\.1:{c.port} +"
                    rf"it connected +encrypted \w+\n"
-                   rf" 3  - +127\.0\.0\.1 +\d+  it connected, not chat\.py +plain\n")
+                   rf" 3  - +127\.0\.0\.1:\d+ +it connected, not chat\.py +plain\n")
         a.type("name alicia", "send all to everyone")
         a.wait_for(r"you are now known as alicia \(told 2 chat\.py peers\)\n")
         a.wait_for(r"sent to 3 connections: to everyone\n")

@@ -304,7 +304,7 @@ def test_a_frozen_peer_is_dropped_by_heartbeat_and_a_quiet_raw_peer_is_not(chat)
                round(time.monotonic() - started, 2))
         assert float(m.group(1)) >= 0.6              # never before 3 silent heartbeats of 0.2 s
         a.type("list")
-        a.wait_for(r"\n +2  - +127\.0\.0\.1 +\d+  it connected, not chat\.py +plain\n")
+        a.wait_for(r"\n +2  - +127\.0\.0\.1:\d+ +it connected, not chat\.py +plain\n")
         assert "dropped peer 2" not in a.text()
     finally:
         os.kill(b.pid, signal.SIGCONT)
@@ -485,7 +485,7 @@ def test_seeded_fuzz_from_many_peers(chat):
             latency_of_myport(a)         # still answering (it fails at its deadline if not)
     figure("myport latency after the fuzz (s)", round(latency_of_myport(a), 4))
     a.type("list")
-    a.wait_for(r"(no connections|id  name +IP address)")
+    a.wait_for(r"(no connections|id  name +address)")
     assert not FORBIDDEN.search(a.raw()), "a control byte reached stdout"
     assert "Traceback" not in a.text("err") and "internal error" not in a.text("err")
     assert a.proc.poll() is None

@@ -126,7 +126,7 @@ def test_the_squatting_attack_fails_and_the_real_peers_still_connect(chat, homes
     b.type("send 2 it is really me")
     a.wait_for(r"it is really me\n")
     a.type("list")
-    table = a.wait_for(r"id +name +IP address.*\n((?:.*\n){2})").group(1)
+    table = a.wait_for(r"id +name +address.*\n((?:.*\n){2})").group(1)
     assert mallory.short_id in table and my_id(b)[:7] in table
     squat.close()
 

@@ -52,10 +52,10 @@ def test_two_hosts_talk_both_ways_by_address(chat, net):
     pa.type("send 1 hello over the wire", "list")
     pb.wait_for(rf"message from peer 1 \({re.escape(a.address)}:{pa.port}\): "
                 r"hello over the wire\n")
-    pa.wait_for(rf"\n +1  - +{re.escape(b.address)} +{pb.port}  you connected +\S.*\n")
+    pa.wait_for(rf"\n +1  - +{re.escape(b.address)}:{pb.port} +you connected +\S.*\n")
     pb.type("send 1 and back", "list")
     pa.wait_for(rf"message from peer 1 \({re.escape(b.address)}:{pb.port}\): and back\n")
-    pb.wait_for(rf"\n +1  - +{re.escape(a.address)} +{pa.port}  it connected +\S.*\n")
+    pb.wait_for(rf"\n +1  - +{re.escape(a.address)}:{pa.port} +it connected +\S.*\n")
 
 
 def test_three_host_mesh(chat, net):

@@ -79,7 +79,7 @@ def _kinds(a, b, trial) -> list:
     kinds = []
     for p in (a, b):
         p.type("list")
-        rows = p.wait_for(r"id +name +IP address +port +connection +trust\n((?: *\d+ .*\n)+)")
+        rows = p.wait_for(r"id +name +address +connection +trust\n((?: *\d+ .*\n)+)")
         assert len(rows.group(1).splitlines()) == 1, (trial, rows.group(1))
         kinds.append(re.search(r"(you|it) connected", rows.group(1)).group(1))
     return sorted(kinds)
@@ -87,7 +87,7 @@ def _kinds(a, b, trial) -> list:
 
 def _only_id(proc) -> str:
     proc.type("list")
-    return proc.wait_for(r"\n *(\d+)  - +127\.0\.0\.1 ").group(1)
+    return proc.wait_for(r"\n *(\d+)  - +127\.0\.0\.1:").group(1)
 
 
 def test_a_client_that_says_hi_and_hangs_up_at_once_is_shown(chat):
@@ -207,7 +207,7 @@ def test_a_peer_over_a_slow_link_is_recognised_and_keeps_its_heartbeats(chat):
         # link's round trip: it is never listed as a plain listener, even for a moment.
         assert "after all" not in a.text()
         a.type("list")
-        a.wait_for(r"\n +1  - +127\.0\.0\.1 +\d+  you connected +\S.*\n")   # not "not chat.py"
+        a.wait_for(r"\n +1  - +127\.0\.0\.1:\d+ +you connected +\S.*\n")   # not "not chat.py"
     finally:
         proxy.close()
 

@@ -93,9 +93,9 @@ def drive() -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     home = tempfile.mkdtemp()
     out = os.path.join(home, "turns.json")
-    b = subprocess.Popen([sys.executable, str(ROOT / "chat.py"), "0", "--home", os.path.join(home, "b")],
+    b = subprocess.Popen([sys.executable, str(ROOT / "chat.py"), "0", "--host", "127.0.0.1", "--home", os.path.join(home, "b")],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-    a = subprocess.Popen([sys.executable, __file__, "--probe", out, "0", "--home",
+    a = subprocess.Popen([sys.executable, __file__, "--probe", out, "0", "--host", "127.0.0.1", "--home",
                           os.path.join(home, "a")],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     try:
