@@ -113,6 +113,7 @@ class Command:
     rest_of_line: bool = False   # the last argument takes the rest of the line as typed
     completes_ids: bool = False  # Tab after the name offers the live connection ids and names
     completes_all: bool = False  # ... and "all"
+    immediate: bool = False      # only reports: runs even while a connect holds the queue
 
     @property
     def synopsis(self) -> str:

@@ -10,6 +10,7 @@ from .base import Command, CommandError, Context, lookup_peer
 
 class MyId(Command):
     name = "myid"
+    immediate = True
     summary = "show your ID (the fingerprint peers see and can trust)"
     details = ("Compare it with your peer out of band (in person, by phone), as with SSH:\n"
                "a first contact is trusted on first use.")

@@ -8,6 +8,7 @@ from .base import Command, Context
 
 class Help(Command):
     name = "help"
+    immediate = True
     aliases = ("?",)
     usage = "[command]"
     summary = "show the commands, or more about one of them"
@@ -20,6 +21,7 @@ class Help(Command):
 
 class MyIp(Command):
     name = "myip"
+    immediate = True
     summary = "show the addresses other machines can reach this peer at"
     details = ("The IPv4 address of the interface that carries the default route, and\n"
                "the routed IPv6 address when there is one (no packet is sent to find them).")
@@ -31,6 +33,7 @@ class MyIp(Command):
 
 class MyPort(Command):
     name = "myport"
+    immediate = True
     summary = "show the port this peer listens on"
 
     def run(self, ctx: Context, args: list[str]) -> None:

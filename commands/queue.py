@@ -2,7 +2,9 @@
 
 A command that finishes later (a ``connect`` in flight, a ``send`` waiting
 for a slow peer to drain) *holds* the queue; the lines behind it wait while
-the loop keeps serving every peer. That is what makes a piped script
+the loop keeps serving every peer. (A line at the head of the queue that only
+reports, ``help``, ``myip``, ``myport``, ``myid``, runs at once all the same:
+it neither depends on nor changes a connection.) That is what makes a piped script
 ``connect ...`` / ``send 1 hi`` / ``exit`` deterministic.
 
 At most ``LINES_PER_TURN`` lines run before the runner gives the loop a
@@ -140,9 +142,20 @@ class CommandRunner:
         finally:
             self._running = False
 
+    def _may_jump(self, item) -> bool:
+        """May the line at the head of a held queue run now? Only one that reports
+        and neither depends on nor changes a connection (``myport`` while a slow name
+        is looked up): the lines behind a ``connect`` still wait for it, in order."""
+        if not isinstance(item, str):
+            return False
+        words_ = item.split(None, 1)
+        command = self._registry.get(words_[0]) if words_ else None
+        return command is not None and command.immediate
+
     def _run_lines(self) -> None:
         ctx = self.context
-        while self._queue and not self._held and not self._paused and not self._stopped:
+        while self._queue and not self._paused and not self._stopped \
+                and (not self._held or self._may_jump(self._queue[0])):
             if not self._budget:
                 self._schedule()   # a long script must not starve the peers
                 break

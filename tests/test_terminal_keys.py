@@ -44,15 +44,17 @@ def test_ctrl_c_cancels_a_pending_connect_and_the_lines_behind_it_run(term):
         t.type(f"connect 127.0.0.1 {hole.port}\r".encode())
         t.wait_for(rf"connecting to 127\.0\.0\.1:{hole.port} as peer 1 \.\.\. \(Ctrl-C to cancel\)"
                    .encode())
-        t.type(b"myport\r")                            # typed behind the connect: waits
+        t.type(b"myport\r")                            # only reports: answers at once
+        t.wait_for(rf"listening port: {t.port}".encode())
+        t.type(b"name\r")                              # typed behind the connect: waits
         t.type(b"li")                                  # half typed when Ctrl-C comes
         t.wait_for(rb"> li")
         mark = len(t.screen)
-        assert b"listening port" not in t.screen
+        assert b"your name" not in t.screen and b"you have no name" not in t.screen
         t.type(b"\x03")
         t.wait_for(rf"cancelled the connection to 127\.0\.0\.1:{hole.port}".encode(),
                    start=mark)
-        t.wait_for(rf"listening port: {t.port}".encode(), start=mark)
+        t.wait_for(rb"your name: |you have no name", start=mark)
         t.wait_for(rb"\x1b\[K> li\r", start=mark)     # the half-typed line is still there
         t.type(b"st\r")
         t.wait_for(rb"no connections", start=mark)
