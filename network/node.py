@@ -1017,6 +1017,8 @@ class Node:
                 join_host_port(*address), known,
                 format_id(conn.fingerprint) if conn.fingerprint else None)
         if verdict.refusal is not None:
+            if verdict.refusal is Refusal.NOT_EXPECTED and attempt.auto:
+                self._reconnector.drop(expected)     # once is enough: no warning per try
             self._refuse_untrusted(entry, verdict.refusal)
             return False
         entry.trusted_as(verdict.trusted_name)

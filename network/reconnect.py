@@ -75,6 +75,13 @@ class Reconnector:
         if plan is not None and plan.timer is not None:
             plan.timer.cancel()
 
+    def drop(self, fingerprint: bytes) -> None:
+        """Its address proved to be someone else's: no more tries until it is heard of
+        again (an announcement, or its own connection)."""
+        plan = self._plans.pop(fingerprint, None)
+        if plan is not None and plan.timer is not None:
+            plan.timer.cancel()
+
     def stop(self, fingerprint: bytes) -> None:
         """Our user closed it: no reconnecting until it is connected again."""
         self.connected(fingerprint)

@@ -49,6 +49,7 @@ class Host:
         self.ns = ns
         self.name = name
         self.address: str | None = None
+        self.address6: str | None = None     # its IPv6 address on a switch (unique-local)
         self.iface: str | None = None
         self.gateway: str | None = None
 
@@ -59,6 +60,14 @@ class Host:
 
     def ip(self, *args: str) -> None:
         _ip("-n", self.ns, *args)
+
+    def etc(self, name: str, text: str) -> None:
+        """A file that replaces /etc/<name> inside this host (``ip netns exec`` mounts
+        /etc/netns/<namespace>/<name> over it): its own hosts file, its own resolver."""
+        folder = f"/etc/netns/{self.ns}"
+        os.makedirs(folder, exist_ok=True)
+        with open(f"{folder}/{name}", "w") as f:
+            f.write(text)
 
     def cable(self, up: bool) -> None:
         """Plug or pull this host's cable (its end of the link)."""
@@ -103,8 +112,9 @@ class TestNetwork:
                 host.ip("route", "add", "default", "via", host.gateway)
         return net
 
-    def switch(self, hosts: list[Host], default_route: bool = True) -> str:
-        """Join several hosts through a bridge living in a namespace of its own."""
+    def switch(self, hosts: list[Host], default_route: bool = True, ipv6: bool = False) -> str:
+        """Join several hosts through a bridge living in a namespace of its own
+        (``ipv6``: each also gets fd31:<subnet>::<i>/64, usable at once: no DAD wait)."""
         net = self._subnet()
         sw = f"{self.tag}sw"
         _ip("netns", "add", sw)
@@ -120,6 +130,9 @@ class TestNetwork:
             host.ip("addr", "add", f"{net}.{i}/24", "dev", inside)
             host.ip("link", "set", inside, "up")
             host.address, host.iface = f"{net}.{i}", inside
+            if ipv6:
+                host.address6 = f"fd31:{net.rsplit('.', 1)[1]}::{i}"
+                host.ip("-6", "addr", "add", f"{host.address6}/64", "dev", inside, "nodad")
             if default_route:
                 host.gateway = f"{net}.254"      # nobody: a route is all we need
                 host.ip("route", "add", "default", "via", host.gateway)
@@ -128,5 +141,6 @@ class TestNetwork:
     def close(self) -> None:
         for ns in [h.ns for h in self.hosts] + self._extra_ns:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+            shutil.rmtree(f"/etc/netns/{ns}", ignore_errors=True)
         self.hosts.clear()
         self._extra_ns.clear()
