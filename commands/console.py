@@ -261,7 +261,7 @@ class Console:
         for n in nearby:
             rows.append((sanitize(n.name) if n.name else "-", short_id(n.fingerprint), n.address,
                          words.age(n.age_s),
-                         f"={sanitize(n.trusted_name)}=" if n.trusted_name else "-"))
+                         words.claims(n.trusted_name) if n.trusted_name else "-"))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         for r in rows:
             self.info(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  "

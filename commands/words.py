@@ -481,6 +481,11 @@ def discovery_junk(count: int) -> str:
 
 
 NEARBY_HEADINGS = ("name", "ID", "address", "heard", "trusted")
+
+
+def claims(trusted_name: str) -> str:
+    """An announcement's ID is a claim until TLS proves it (connect checks it)."""
+    return f"claims ={sanitize(trusted_name)}="
 NOBODY_NEARBY = ("nobody heard on the local network in the last 90 s "
                  "(chat.py peers announce themselves every 30 s)")
 
