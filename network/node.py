@@ -182,7 +182,7 @@ class Node:
                                         self._announcement, self._heard,
                                         self._observer.discovery_junk,
                                         announce=announce, listen=self.options.discover)
-            self._reactor.call_soon(self._discovery.start)       # after "listening on"
+            self._discovery.start()       # its sockets are ours from the start, like the listener
         self._stall_timer = self._reactor.call_later(self._stall_check_s(), self._check_stalls)
         self._reconnector.enabled = self.options.reconnect and self.identity is not None
         for peer in self.trusted():
