@@ -235,7 +235,7 @@ def test_heartbeats_keep_going_out_while_stdout_is_blocked_then_everything_arriv
         select.select([], [], [], 0.2)            # a measurement window, not a sync
     assert a.pipe_is_full()                       # still blocked the whole time
     p.type("list")
-    p.wait_for(rf"1 +\S+ +127\.0\.0\.1 +{a.port} +you connected")
+    p.wait_for(rf"1 +\S+ +127\.0\.0\.1:{a.port} +you connected")
     p.type("send 1 after ten seconds")
     p.wait_for(r"sent to peer 1")
     figure("heartbeat 1 s peer kept the connection with stdout blocked (s)",
