@@ -42,8 +42,14 @@ def start(chat, home: list, port: int = 0, *more: str) -> ChatProcess:
 
 
 def wait_for_count(proc: ChatProcess, count: int, timeout: float = 30) -> None:
-    wait_until(lambda: len(numbers_shown(proc.text())) >= count, timeout=timeout,
-               message=f"{count} messages shown by pid {proc.pid}")
+    try:
+        wait_until(lambda: len(numbers_shown(proc.text())) >= count, timeout=timeout,
+                   message=f"{count} messages shown by pid {proc.pid}")
+    except AssertionError as exc:
+        events = [line for line in proc.text().splitlines() if "message from" not in line]
+        raise AssertionError(f"{exc}: {len(numbers_shown(proc.text()))} shown; its other "
+                             f"lines: {events[-20:]}; stderr: {proc.text('err')[-2000:]}"
+                             ) from None
 
 
 def streaming(chat, homes) -> tuple[ChatProcess, ChatProcess]:
