@@ -110,6 +110,15 @@ class Console:
         for line in lines:
             self.info(line)
 
+    def after_shown(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once what was flushed is written to stdout: now if it is
+        (the usual case), else when stdout has taken it (a reader that lags, a terminal
+        after Ctrl-S). Delivery acknowledges only what is on the screen."""
+        if self._out.closed or not self._out.get_buffer_size():
+            callback()
+        else:
+            self._out.when_drained(callback)
+
     def flush(self) -> None:
         """Write everything collected since the last flush, in order."""
         if not self._pending:

@@ -309,6 +309,10 @@ class Delivery:
         self.store.save()
         self.history.save()
 
+    @property
+    def owes_acks(self) -> bool:
+        return bool(self._ack_due)
+
     def acknowledge(self) -> None:
         """After the turn's messages are stored and shown: one ``GOT`` per connection."""
         if not self._ack_due:

@@ -160,6 +160,7 @@ class Node:
         self._reconnector = Reconnector(reactor, self._redial, observer.reconnecting)
         self._endpoint_factory = endpoint_factory
         self._discovery: Discovery | None = None
+        self._ack_waits_for_output = False
         reactor.add_before_flush(self._store_then_send)
         reactor.add_after_turn(self._turn_ended)
 
@@ -708,9 +709,17 @@ class Node:
 
     def _turn_ended(self) -> None:
         """What arrived this turn: stored, then shown, then acknowledged, in that order
-        (and what was sent after the flush began, stored then written)."""
+        (and what was sent after the flush began, stored then written). Shown means
+        written to stdout: behind a reader that lags, the acknowledgement waits for it,
+        so a message killed with us in our output buffer is sent again, not lost."""
         self._store_then_send()
         self._observer.flush()
+        if self.delivery.owes_acks and not self._ack_waits_for_output:
+            self._ack_waits_for_output = True
+            self._observer.after_shown(self._acknowledge_shown)
+
+    def _acknowledge_shown(self) -> None:
+        self._ack_waits_for_output = False
         self.delivery.acknowledge()
 
     # -- identities: the verbs ------------------------------------------------------------

@@ -38,3 +38,4 @@ class Observer(TypingProtocol):
     def store_problem(self, problem: str, detail: str) -> None: ...
     def discovery_junk(self, count: int) -> None: ...   # datagrams refused (at most 1/s)
     def flush(self) -> None: ...       # what was reported this turn: out now
+    def after_shown(self, callback) -> None: ...    # call it once that is written out

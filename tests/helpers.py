@@ -229,6 +229,9 @@ class MemorySink:
     def when_drained(self, callback) -> None:
         callback()
 
+    def get_buffer_size(self) -> int:
+        return 0
+
     def close(self) -> int:
         self.closed = True
         return self.unwritten

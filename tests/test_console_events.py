@@ -116,3 +116,39 @@ def test_every_hello_fault_has_words_and_its_field_is_made_safe():
     assert words.hello_fault(HelloFault(HelloProblem.TWICE, "\x1b[2J")) == r"\x1b[2J appears twice"
     assert words.hello_fault(HelloFault(HelloProblem.OUT_OF_RANGE, "port", 0)) == \
         "port 0 is out of range"
+
+
+def test_delivery_acknowledges_only_what_stdout_has_taken():
+    """``after_shown``: at once when the output is written, else once a lagging reader has
+    taken it (a message acknowledged but still in our buffer would be lost to a kill)."""
+    import os
+    from reactor import OutputStream, Reactor
+    from commands import Console
+    reactor = Reactor()
+    read_end, write_end = os.pipe()
+    try:
+        stream = OutputStream(reactor, write_end)
+        console = Console(stream, stream)
+        shown = []
+        console.after_shown(lambda: shown.append("now"))
+        assert shown == ["now"]                          # nothing waiting: at once
+        for _ in range(200):                             # far more than the pipe holds
+            console.info("x" * 1000)
+        console.flush()
+        assert stream.get_buffer_size() > 0
+        console.after_shown(lambda: shown.append("later"))
+        for _ in range(5):
+            reactor.call_soon(lambda: None)
+            reactor.run_once()
+        assert shown == ["now"]                          # the reader lags: it waits
+        deadline = 200
+        while shown == ["now"] and deadline:
+            os.read(read_end, 1 << 16)
+            reactor.call_soon(lambda: None)
+            reactor.run_once()
+            deadline -= 1
+        assert shown == ["now", "later"]
+    finally:
+        os.close(read_end)
+        stream.close()
+        reactor.close()
