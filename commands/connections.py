@@ -35,28 +35,27 @@ class Connect(Command):
                 self._to_identity(ctx, args[0])
                 return
         port = parse_port(port_text)
+        self._start(ctx, lambda done: (*ctx.node.connect(host, port, done), port),
+                    lambda exc: words.cannot_connect(host, port, exc))
+
+    def _to_identity(self, ctx: Context, who: str) -> None:
+        """connect <name> / connect <ID>: where that identity was last heard or seen."""
+        self._start(ctx, lambda done: ctx.node.connect_to(who, done),
+                    lambda exc: words.cannot_connect_to(who, exc))
+
+    @staticmethod
+    def _start(ctx: Context, dial, cannot) -> None:
+        """Hold the queue while ``dial(done)`` (returning address, id, port) runs its
+        course; a peer we have already is said so, any other refusal is an error."""
         release = ctx.hold()
         try:
-            ip, peer_id = ctx.node.connect(host, port, lambda ok: release())
+            ip, peer_id, port = dial(lambda ok: release())
         except Refused as exc:
             release()
             if exc.reason is Declined.DUPLICATE:   # not a mistake: it is there already
                 ctx.console.already_connected(ctx.node.peer(exc.peer_id))
                 return
-            raise CommandError(words.cannot_connect(host, port, exc)) from None
-        ctx.console.connecting(ip, port, peer_id)
-
-    def _to_identity(self, ctx: Context, who: str) -> None:
-        """connect <name> / connect <ID>: where that identity was last heard or seen."""
-        release = ctx.hold()
-        try:
-            ip, port, peer_id = ctx.node.connect_to(who, lambda ok: release())
-        except Refused as exc:
-            release()
-            if exc.reason is Declined.DUPLICATE:
-                ctx.console.already_connected(ctx.node.peer(exc.peer_id))
-                return
-            raise CommandError(words.cannot_connect_to(who, exc)) from None
+            raise CommandError(cannot(exc)) from None
         ctx.console.connecting(ip, port, peer_id)
 
 

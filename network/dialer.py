@@ -112,7 +112,7 @@ class Dialer:
             except OSError as exc:
                 last = exc
         if self._reactor.time() >= attempt.deadline:
-            last = TimeoutError(errno.ETIMEDOUT, f"no answer after {self._timeout_s:g} s")
+            last = TimeoutError()            # worded by _give_up, as every timeout
         self._give_up(attempt, last)
 
     def _connect(self, attempt: Attempt, ip: str) -> None:

@@ -224,6 +224,10 @@ class Node:
                                  now - heard.last_heard, trusted.name if trusted else None))
         return result
 
+    def _heard_from(self, fingerprint: bytes) -> Nearby | None:
+        """The newest announcement that claims ``fingerprint``, if any was heard lately."""
+        return next((n for n in self.nearby() if n.fingerprint == fingerprint), None)
+
     def _plan_reconnects(self) -> None:
         for peer in self.trusted():
             if not self.shutting_down:
@@ -398,22 +402,23 @@ class Node:
         """Connect to an identity by our user's name for it, its announced name (someone
         nearby), or its full ID: at the address it was last heard announcing from, else
         where it was last seen. What answers must prove that identity (TLS), or it is
-        refused with the changed-identity warning. Returns ``(address, port, reserved id)``.
+        refused with the changed-identity warning. Returns ``(address, reserved id, port)``
+        (as :meth:`connect`, and the port it found).
         """
         fingerprint, label = self._identity_named(who)
         for entry in self._registry.live_entries():
             if entry.conn.fingerprint == fingerprint:
                 raise Refused(Declined.DUPLICATE, peer_id=entry.info.id)
-        heard = [n for n in self.nearby() if n.fingerprint == fingerprint]
+        heard = self._heard_from(fingerprint)
         trusted = self.trust.lookup_by_id(fingerprint) if self.trust is not None else None
-        if heard:
-            host, port = heard[0].host, heard[0].port
+        if heard is not None:
+            host, port = heard.host, heard.port
         elif trusted is not None and trusted.address is not None:
             host, port = trusted.address
         else:
             raise Refused(Declined.NO_ADDRESS, detail=label)
         ip, peer_id = self._dial_user(host, port, done, expect=fingerprint)
-        return ip, port, peer_id
+        return ip, peer_id, port
 
     def _identity_named(self, who: str) -> tuple[bytes, str]:
         """``(fingerprint, a label for it)`` of a trusted name, a full ID, or the name of
@@ -445,11 +450,11 @@ class Node:
             fingerprint = parse_id(text)
         except InvalidId:
             raise TrustError(TrustProblem.BAD_ID, text) from None
-        heard = [n for n in self.nearby() if n.fingerprint == fingerprint]
+        heard = self._heard_from(fingerprint)
         entry = self.trust.trust(fingerprint, name, None)
         self._rename_trusted(fingerprint, entry.name)
-        if heard and not self.shutting_down:
-            self._reconnector.seen_at(fingerprint, entry.name, (heard[0].host, heard[0].port))
+        if heard is not None and not self.shutting_down:
+            self._reconnector.seen_at(fingerprint, entry.name, (heard.host, heard.port))
         return entry
 
     def cancel_connect(self) -> tuple[str, int] | None:

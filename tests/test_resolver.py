@@ -229,15 +229,10 @@ def test_a_helper_that_writes_a_mebibyte_is_stopped_and_fails_cleanly():
     assert errors == []
 
 
-def test_a_helper_that_exits_without_output_fails():
-    _, _, outcome, errors = finish("x.example", argv=python("raise SystemExit(3)"))
-    kind, exc = outcome.calls[0]
-    assert kind == "failed" and isinstance(exc, OSError) and "without answering" in str(exc)
-    assert errors == []
-
-
-def test_a_helper_killed_by_a_signal_fails():
-    code = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+@pytest.mark.parametrize("code", ["raise SystemExit(3)",
+                                  "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
+                         ids=["exits", "killed"])
+def test_a_helper_that_ends_without_answering_fails(code):
     _, _, outcome, errors = finish("x.example", argv=python(code))
     kind, exc = outcome.calls[0]
     assert kind == "failed" and isinstance(exc, OSError) and "without answering" in str(exc)
