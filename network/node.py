@@ -69,7 +69,7 @@ from .identities import TlsEnding, judge, maybe_tls_ending, tls_words
 from .names import BadName, check_name
 from .observer import Observer
 from .outcomes import (AddressProblem, CloseReason, ConnectFailed, Declined, Direction, Failure,
-                       Lost, Nearby, PeerInfo, Posted, Recipient, Refusal, Refused, TrustError,
+                       Lost, Nearby, PeerInfo, Posted, Refusal, Refused, TrustError,
                        TrustProblem, Undelivered, join_host_port)
 from .peer_protocol import PeerProtocol, State, Timing
 from .protocol_events import (BadHello, BecamePlain, CloseNow, Goodbye, Got, HandshakeTimedOut,
@@ -1183,7 +1183,6 @@ class Node:
 
     def _keep(self, winner: Entry, loser: Entry) -> None:
         """``winner`` stays (under the id already shown, or the one our connect reserved)."""
-        attempt = self._dialer.attempt
         shown = loser.info
         loser_dialled = self._dialer.is_attempt(loser)
         if winner.info is None and shown is None and loser_dialled:

@@ -24,8 +24,8 @@ one to everyone on the link. It knows nothing of what the datagrams say.
 * **Targets without traffic.** The default targets are each up, non-loopback
   interface's IPv4 broadcast address (``SIOCGIFBRDADDR`` where ``IFF_BROADCAST``
   is set) and the multicast group on each multicast-capable interface (its
-  index as the scope). They are read from the kernel with ioctls, like
-  :mod:`reactor.netutil` reads addresses: nothing is sent to find them. They are
+  index as the scope), as :func:`reactor.netutil.interfaces` reads them from the
+  kernel: nothing is sent to find them. They are
   recomputed (and the group joined on new interfaces) at most every
   ``TARGETS_REFRESH_S``, when sending, so a network that comes up later is used.
   A ``targets`` list given to the constructor replaces them: tests send to
@@ -38,107 +38,20 @@ from __future__ import annotations
 import errno
 import socket
 import struct
-import sys
 from typing import Callable, Tuple
 
 from .loop import EVENT_READ, Reactor
+from .netutil import host_of, interfaces
 
 MAX_DATAGRAM_BYTES = 512          # longer ones are counted as oversized and dropped
 RECV_BATCH = 64                   # datagrams read per readiness event, at most
 TARGETS_REFRESH_S = 30.0          # default targets are recomputed at most this often
 MULTICAST_HOPS = 1                # our multicast never leaves the link
 
-_DARWIN = sys.platform == "darwin"
-# ioctls on an AF_INET socket, each taking a struct ifreq (16 bytes of name, then a union).
-_SIOCGIFFLAGS = 0xC0206911 if _DARWIN else 0x8913
-_SIOCGIFBRDADDR = 0xC0206923 if _DARWIN else 0x8919
-_SIOCGIFADDR = 0xC0206921 if _DARWIN else 0x8915
-_SIOCGIFNETMASK = 0xC0206925 if _DARWIN else 0x891B
-_IFREQ = "16s16s"                 # name, then sockaddr / short flags (struct ifreq is 32+)
-_IFF_UP = 0x1
-_IFF_BROADCAST = 0x2
-_IFF_LOOPBACK = 0x8
-_IFF_MULTICAST = 0x8000 if _DARWIN else 0x1000
-
 _RETRY_LATER = (BlockingIOError, InterruptedError)
 
 # A target: (family, address, port) as a user of the endpoint names it.
 Target = Tuple[int, str, int]
-
-
-class Interface:
-    """What the kernel says of one interface, for choosing where to send."""
-
-    __slots__ = ("name", "index", "flags", "broadcast")
-
-    def __init__(self, name: str, index: int, flags: int, broadcast: str | None) -> None:
-        self.name = name
-        self.index = index
-        self.flags = flags
-        self.broadcast = broadcast        # its IPv4 broadcast address, if it has one
-
-    @property
-    def usable(self) -> bool:
-        """Up, and not the loopback (whose 'link' is this machine alone)."""
-        return bool(self.flags & _IFF_UP) and not self.flags & _IFF_LOOPBACK
-
-    @property
-    def multicast(self) -> bool:
-        return self.usable and bool(self.flags & _IFF_MULTICAST)
-
-
-def interfaces() -> list[Interface]:
-    """Every interface with its flags and IPv4 broadcast address; sends nothing."""
-    import fcntl
-    try:
-        named = socket.if_nameindex()
-    except OSError:
-        return []
-    found = []
-    try:
-        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    except OSError:
-        return []
-    with probe:
-        for index, name in named:
-            request = struct.pack(_IFREQ, name.encode()[:15], b"")
-            try:
-                flags = struct.unpack_from("H", fcntl.ioctl(probe.fileno(), _SIOCGIFFLAGS,
-                                                            request), 16)[0]
-            except OSError:
-                continue                    # gone since if_nameindex
-            broadcast = None
-            if flags & _IFF_BROADCAST:
-                broadcast = _broadcast_address(probe, request)
-            found.append(Interface(name, index, flags, broadcast))
-    return found
-
-
-def _broadcast_address(probe: socket.socket, request: bytes) -> str | None:
-    """The interface's IPv4 broadcast address; ``None`` if it has no IPv4 address.
-
-    An address added without one (``ip addr add 10.0.0.1/24``: the broadcast
-    reads 0.0.0.0) still has its subnet's, ``address | ~netmask``: Linux makes a
-    broadcast route for it whatever the configured one (for prefixes up to /30).
-    """
-    import fcntl
-
-    def ask(request_code: int) -> int | None:
-        try:
-            reply = fcntl.ioctl(probe.fileno(), request_code, request)
-        except OSError:
-            return None                     # no IPv4 address on it
-        return struct.unpack("!I", reply[20:24])[0]
-
-    configured = ask(_SIOCGIFBRDADDR)
-    if configured is None:
-        return None
-    if configured:
-        return socket.inet_ntoa(struct.pack("!I", configured))
-    address, netmask = ask(_SIOCGIFADDR), ask(_SIOCGIFNETMASK)
-    if not address or netmask is None or netmask >= 0xFFFFFFFE:
-        return None                         # /31 and /32 have no broadcast address
-    return socket.inet_ntoa(struct.pack("!I", address | (~netmask & 0xFFFFFFFF)))
 
 
 class DatagramEndpoint:
@@ -379,18 +292,9 @@ class _Receiver:
 
 
 def sender_address(addr: tuple) -> tuple[str, int]:
-    """``(ip, port)`` of an IPv6 socket's ``recvfrom`` address, as people write it:
-    an IPv4-mapped address as plain IPv4, a link-local one with ``%interface``."""
-    host, port = addr[0], addr[1]
-    if host.startswith("::ffff:") and "." in host:
-        return host[7:], port
-    scope = addr[3] if len(addr) > 3 else 0
-    if scope and "%" not in host:
-        try:
-            host = f"{host}%{socket.if_indextoname(scope)}"
-        except OSError:
-            host = f"{host}%{scope}"
-    return host, port
+    """``(ip, port)`` of a ``recvfrom`` address, as people write it (see
+    :func:`~reactor.netutil.host_of`)."""
+    return host_of(addr), addr[1]
 
 
 def family_name(family: int) -> str:

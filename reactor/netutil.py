@@ -7,7 +7,9 @@
   helper process, never the loop).
 * :func:`my_ipv4` and :func:`my_ipv6` find the addresses other machines would
   use to reach this one, and :func:`local_addresses` every address of this
-  machine (for refusing connections to ourselves). None of them sends a packet.
+  machine (for refusing connections to ourselves), and :func:`interfaces` each
+  interface's flags and IPv4 broadcast address (where LAN discovery sends).
+  None of them sends a packet.
 """
 
 from __future__ import annotations
@@ -18,8 +20,18 @@ import socket
 import struct
 import sys
 
-# ioctl(SIOCGIFADDR): the IPv4 address of one interface.
-_SIOCGIFADDR = 0xC0206921 if sys.platform == "darwin" else 0x8915
+_DARWIN = sys.platform == "darwin"
+# ioctls on an AF_INET socket, each taking a struct ifreq (16 bytes of name, then a union).
+_SIOCGIFFLAGS = 0xC0206911 if _DARWIN else 0x8913
+_SIOCGIFBRDADDR = 0xC0206923 if _DARWIN else 0x8919
+_SIOCGIFADDR = 0xC0206921 if _DARWIN else 0x8915
+_SIOCGIFNETMASK = 0xC0206925 if _DARWIN else 0x891B
+_IFREQ = "16s16s"                 # name, then sockaddr / short flags (struct ifreq is 32+)
+_IFF_UP = 0x1
+_IFF_BROADCAST = 0x2
+_IFF_LOOPBACK = 0x8
+_IFF_MULTICAST = 0x8000 if _DARWIN else 0x1000
+
 
 
 class AddressProblem(enum.Enum):
@@ -257,3 +269,78 @@ def my_ipv6() -> str | None:
     if ip.is_link_local or ip.is_loopback or ip.ipv4_mapped is not None:
         return None
     return str(ip)
+
+
+class Interface:
+    """What the kernel says of one interface, for choosing where to send."""
+
+    __slots__ = ("name", "index", "flags", "broadcast")
+
+    def __init__(self, name: str, index: int, flags: int, broadcast: str | None) -> None:
+        self.name = name
+        self.index = index
+        self.flags = flags
+        self.broadcast = broadcast        # its IPv4 broadcast address, if it has one
+
+    @property
+    def usable(self) -> bool:
+        """Up, and not the loopback (whose 'link' is this machine alone)."""
+        return bool(self.flags & _IFF_UP) and not self.flags & _IFF_LOOPBACK
+
+    @property
+    def multicast(self) -> bool:
+        return self.usable and bool(self.flags & _IFF_MULTICAST)
+
+
+def interfaces() -> list[Interface]:
+    """Every interface with its flags and IPv4 broadcast address; sends nothing."""
+    import fcntl
+    try:
+        named = socket.if_nameindex()
+    except OSError:
+        return []
+    found = []
+    try:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    except OSError:
+        return []
+    with probe:
+        for index, name in named:
+            request = struct.pack(_IFREQ, name.encode()[:15], b"")
+            try:
+                flags = struct.unpack_from("H", fcntl.ioctl(probe.fileno(), _SIOCGIFFLAGS,
+                                                            request), 16)[0]
+            except OSError:
+                continue                    # gone since if_nameindex
+            broadcast = None
+            if flags & _IFF_BROADCAST:
+                broadcast = _broadcast_address(probe, request)
+            found.append(Interface(name, index, flags, broadcast))
+    return found
+
+
+def _broadcast_address(probe: socket.socket, request: bytes) -> str | None:
+    """The interface's IPv4 broadcast address; ``None`` if it has no IPv4 address.
+
+    An address added without one (``ip addr add 10.0.0.1/24``: the broadcast
+    reads 0.0.0.0) still has its subnet's, ``address | ~netmask``: Linux makes a
+    broadcast route for it whatever the configured one (for prefixes up to /30).
+    """
+    import fcntl
+
+    def ask(request_code: int) -> int | None:
+        try:
+            reply = fcntl.ioctl(probe.fileno(), request_code, request)
+        except OSError:
+            return None                     # no IPv4 address on it
+        return struct.unpack("!I", reply[20:24])[0]
+
+    configured = ask(_SIOCGIFBRDADDR)
+    if configured is None:
+        return None
+    if configured:
+        return socket.inet_ntoa(struct.pack("!I", configured))
+    address, netmask = ask(_SIOCGIFADDR), ask(_SIOCGIFNETMASK)
+    if not address or netmask is None or netmask >= 0xFFFFFFFE:
+        return None                         # /31 and /32 have no broadcast address
+    return socket.inet_ntoa(struct.pack("!I", address | (~netmask & 0xFFFFFFFF)))

@@ -8,7 +8,6 @@ network namespaces cannot be made (not root, no iproute2); CI runs as root.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
