@@ -16,8 +16,12 @@ has); on the other's first ``GOT`` a side acknowledges what that covers,
 says ``FROM`` (the number of its first unacknowledged message) and sends the
 unacknowledged tail, then new messages as they come. Numbers are implicit
 (one per text line), so the hot path only counts. A number already shown is
-dropped, so a resend shows nothing twice; a ``GOT`` goes back once per loop
-turn, after :meth:`Delivery.save` stored the turn and the console showed it.
+dropped, so a resend shows nothing twice. A ``GOT`` says only what stdout has
+taken (:meth:`Delivery.take_shown` notes the turn's numbers once the console
+has flushed, :meth:`Delivery.acknowledge` tells them once that output is
+written), and that is also the number stored: a receiver killed with messages
+still in its output buffer has them sent again after its restart, never
+counted as seen and lost to the screen.
 
 If we were killed after writing a message and before storing it, the other
 side's first ``GOT`` is ahead of our stored numbers: we carry on after it, so
@@ -56,8 +60,8 @@ class Outgoing:
 class Conversation:
     """Our messages with one identity (or one connection, without identities)."""
 
-    __slots__ = ("peer", "out_stream", "next_seq", "outbox", "in_stream", "in_upto", "carrier",
-                 "resumed", "last_seen", "name", "unconfirmed_from")
+    __slots__ = ("peer", "out_stream", "next_seq", "outbox", "in_stream", "in_upto", "in_shown",
+                 "carrier", "resumed", "last_seen", "name", "unconfirmed_from")
 
     def __init__(self, peer: bytes | None, out_stream: str, next_seq: int = 1,
                  in_stream: str | None = None, in_upto: int = 0) -> None:
@@ -66,7 +70,8 @@ class Conversation:
         self.next_seq = next_seq
         self.outbox: collections.deque[Outgoing] = collections.deque()
         self.in_stream = in_stream
-        self.in_upto = in_upto
+        self.in_upto = in_upto           # its last number we have (shown, or on its way)
+        self.in_shown = in_upto          # its last number stdout has taken: stored, said
         self.carrier = None              # the connection that carries it now
         self.resumed = False             # that connection has its GOT: we may send
         self.last_seen: PeerInfo | None = None    # the peer as it was last shown
@@ -145,7 +150,7 @@ class Delivery:
     def _stored(self, conv: Conversation) -> None:
         if conv.peer is not None:
             self.store.conversation(conv.peer, conv.out_stream, conv.next_seq, conv.in_stream,
-                                    conv.in_upto)
+                                    conv.in_shown)
 
     # -- a connection carries it -----------------------------------------------------
 
@@ -155,7 +160,7 @@ class Delivery:
             conv.resumed = False
         conv.carrier = conn
         conv.last_seen = info
-        conn.acknowledge(conv.in_stream, conv.in_upto)
+        conn.acknowledge(conv.in_stream, conv.in_shown)
 
     def detach(self, conv: Conversation, conn, info: PeerInfo | None) -> Undelivered | None:
         """``conn`` ended: what it leaves unacknowledged (kept, or lost without identity)."""
@@ -239,7 +244,7 @@ class Delivery:
             # A stream we do not know (a first contact, or it lost its store): counted
             # afresh from the number it gives.
             conv.in_stream = stream
-            conv.in_upto = 0
+            conv.in_upto = conv.in_shown = 0
             self._stored(conv)
 
     def received(self, conv: Conversation, conn, seq: int, texts: list) -> list:
@@ -254,7 +259,6 @@ class Delivery:
             texts = texts[conv.in_upto - seq + 1:]
             seq = conv.in_upto + 1
         conv.in_upto = last
-        self._stored(conv)
         self._ack_due[conn] = conv
         return texts
 
@@ -305,22 +309,31 @@ class Delivery:
     # -- once per turn ----------------------------------------------------------------
 
     def save(self) -> None:
-        """The turn's changes to disk (before the console shows what arrived)."""
+        """The turn's numbers and outbox to disk: before the turn's bytes leave."""
         self.store.save()
-        self.history.save()
 
     @property
     def owes_acks(self) -> bool:
         return bool(self._ack_due)
 
-    def acknowledge(self) -> None:
-        """After the turn's messages are stored and shown: one ``GOT`` per connection."""
-        if not self._ack_due:
-            return
+    def take_shown(self) -> dict:
+        """Right after the console flushed the turn: what each connection's messages
+        reached (``conn -> (conversation, stream, number)``), for :meth:`acknowledge`
+        once stdout has taken that output."""
         due, self._ack_due = self._ack_due, {}
-        for conn, conv in due.items():
+        return {conn: (conv, conv.in_stream, conv.in_upto) for conn, conv in due.items()}
+
+    def acknowledge(self, shown: dict) -> None:
+        """What :meth:`take_shown` noted is on stdout now: stored, and one ``GOT`` per
+        connection still open."""
+        for conn, (conv, stream, upto) in shown.items():
+            if stream != conv.in_stream:
+                continue                # it started another stream since: that one counts
+            if upto > conv.in_shown:
+                conv.in_shown = upto
+                self._stored(conv)
             if conn.transport is not None and not conn.transport.closed:
-                conn.acknowledge(conv.in_stream, conv.in_upto)
+                conn.acknowledge(stream, upto)
 
     def close(self) -> None:
         self.store.close()

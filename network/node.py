@@ -131,6 +131,7 @@ class Node:
         self._heartbeat_ms = min(max(round(self.options.heartbeat_s * 1000),
                                      wire.MIN_HEARTBEAT_MS), wire.MAX_HEARTBEAT_MS)
         self.name = self.options.name
+        self._hello_said: wire.Hello | None = None
         self._registry = Registry()
         self._dialer = Dialer(reactor, self.options.connect_timeout_s, self._tcp_connected,
                               self._tcp_failed, self._resolved, self.options.resolver_argv)
@@ -161,6 +162,7 @@ class Node:
         self._endpoint_factory = endpoint_factory
         self._discovery: Discovery | None = None
         self._ack_waits_for_output = False
+        self._shown: dict = {}          # conn -> (conversation, stream, number) on stdout soon
         reactor.add_before_flush(self._store_then_send)
         reactor.add_after_turn(self._turn_ended)
 
@@ -252,8 +254,12 @@ class Node:
         return my_ipv6()
 
     def _hello(self) -> wire.Hello:
-        return wire.Hello(self.port, self.node_id, self._heartbeat_ms, self.name,
-                          delivery=self.options.delivery)
+        """Ours, as a new connection says it: one object shared while nothing changes."""
+        hello = self._hello_said
+        if hello is None or (hello.port, hello.name) != (self.port, self.name):
+            hello = self._hello_said = wire.Hello(self.port, self.node_id, self._heartbeat_ms,
+                                                  self.name, delivery=self.options.delivery)
+        return hello
 
     def _new_connection(self, direction: Direction, ip: str) -> Connection:
         protocol = PeerProtocol(direction, self._hello(), self._reactor.time(),
@@ -713,19 +719,28 @@ class Node:
         self.delivery.release()
 
     def _turn_ended(self) -> None:
-        """What arrived this turn: stored, then shown, then acknowledged, in that order
-        (and what was sent after the flush began, stored then written). Shown means
-        written to stdout: behind a reader that lags, the acknowledgement waits for it,
-        so a message killed with us in our output buffer is sent again, not lost."""
+        """What arrived this turn: shown, then acknowledged once stdout has taken it
+        (behind a reader that lags the acknowledgement waits, so a message killed with
+        us in our output buffer is sent again, not lost), and what was sent after the
+        flush began, stored then written. The history's log comes last: nothing on
+        the screen or the wire waits for it."""
         self._store_then_send()
         self._observer.flush()
-        if self.delivery.owes_acks and not self._ack_waits_for_output:
-            self._ack_waits_for_output = True
-            self._observer.after_shown(self._acknowledge_shown)
+        if self.delivery.owes_acks:
+            # Several turns may flush before stdout drains: one wait covers them all.
+            self._shown.update(self.delivery.take_shown())
+            if not self._ack_waits_for_output:
+                self._ack_waits_for_output = True
+                self._observer.after_shown(self._acknowledge_shown)
+        self.delivery.history.save()
 
     def _acknowledge_shown(self) -> None:
         self._ack_waits_for_output = False
-        self.delivery.acknowledge()
+        shown, self._shown = self._shown, {}
+        self.delivery.acknowledge(shown)
+        # Stored at once: a kill between stdout taking a line and this commit shows
+        # that line again after the restart (never loses it); keep that instant short.
+        self.delivery.save()
 
     # -- identities: the verbs ------------------------------------------------------------
 
@@ -801,7 +816,9 @@ class Node:
 
     def connection_events(self, conn: Connection, events: list) -> None:
         """Events of ``conn``: queued behind those not yet handled, handled in order."""
-        self._inbox.extend((conn, event) for event in events)
+        inbox = self._inbox
+        for event in events:
+            inbox.append((conn, event))
         if not self._handling:
             self._drain()
 

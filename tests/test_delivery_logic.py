@@ -66,9 +66,10 @@ def connected(delivery: Delivery, conv, got=("-", 0)) -> FakeConn:
 
 
 def turn(delivery: Delivery) -> None:
-    """The end of a loop turn, as the node does it: stored, then written."""
+    """The end of a loop turn, as the node does it: stored, then written; the log last."""
     delivery.save()
     delivery.release()
+    delivery.history.save()
 
 
 def test_numbers_go_on_across_connections_and_an_ack_covers_everything_before_it():
@@ -102,7 +103,7 @@ def test_a_resent_number_is_shown_once():
     assert d.received(conv, conn, 1, ["a", "b", "c"]) == ["a", "b", "c"]
     assert d.received(conv, conn, 2, ["b", "c", "d"]) == ["d"]        # 2 and 3 seen
     assert d.received(conv, conn, 1, ["a"]) == []
-    d.acknowledge()
+    d.acknowledge(d.take_shown())
     assert conn.acks[-1] == ("f" * 16, 4)                    # one GOT for the turn
     d.numbering(conv, "e" * 16)                              # a stream it made anew
     assert d.received(conv, conn, 1, ["new"]) == ["new"]
@@ -205,7 +206,7 @@ def test_the_history_keeps_at_most_twice_its_limit_on_disk_and_knows_states(tmp_
     conn = connected(d, conv)
     for n in range(25):
         d.send(conv, f"m{n:02d}", lambda posted: None)
-        d.save()                                             # a turn each
+        turn(d)                                              # a turn each
     d.got(conv, conn, conv.out_stream, 24)                   # all but the last delivered
     d.save()
     d.close()
@@ -269,14 +270,37 @@ def test_a_renumbered_message_leaves_no_row_under_its_old_number(tmp_path):
     assert db.execute("SELECT seq, text FROM outbox").fetchall() == [(6, "typed")]
 
 
+def test_only_what_stdout_has_taken_counts_as_seen_after_a_restart(tmp_path):
+    """Killed with messages still in its output buffer, a receiver must get them again:
+    the number it stores (and says in GOT) is the one the console has written."""
+    calls = Calls()
+    d = calls.delivery(tmp_path)
+    conv = d.conversation(ALICE)
+    conn = connected(d, conv)
+    d.numbering(conv, "f" * 16)
+    d.received(conv, conn, 1, ["a", "b"])
+    shown = d.take_shown()                  # the console flushed a and b ...
+    d.received(conv, conn, 3, ["c"])        # ... c arrived after that flush
+    d.acknowledge(shown)                    # stdout took a and b
+    assert conn.acks[-1] == ("f" * 16, 2)
+    d.save()
+    d.close()                               # killed: c never reached stdout
+    d = calls.delivery(tmp_path)
+    conv = d.known(ALICE)
+    assert (conv.in_stream, conv.in_upto) == ("f" * 16, 2)
+    again = connected(d, conv)
+    assert again.acks[0] == ("f" * 16, 2)   # its first GOT asks for c again
+    assert d.received(conv, again, 3, ["c"]) == ["c"]
+
+
 def test_a_resend_of_what_was_all_shown_is_acknowledged_again():
     d = Calls().delivery()
     conv = d.conversation(ALICE)
     conn = connected(d, conv)
     d.numbering(conv, "f" * 16)
     d.received(conv, conn, 1, ["a", "b"])
-    d.acknowledge()
+    d.acknowledge(d.take_shown())
     conn.acks.clear()
     assert d.received(conv, conn, 1, ["a", "b"]) == []      # its GOT was lost: it resends
-    d.acknowledge()
+    d.acknowledge(d.take_shown())
     assert conn.acks == [("f" * 16, 2)]
