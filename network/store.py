@@ -250,8 +250,12 @@ class History:
         self.path = path
         self.limit = max(1, limit)
         self._warn = warn
-        self._recent: collections.deque = collections.deque(maxlen=self.limit * 2)
-        self._pending: list[str] = []
+        # Entries as chunks of lines joined by "\n" (a batch of messages is one string,
+        # made by one join), each with its count of lines: the newest 2 * limit or so.
+        self._recent: collections.deque = collections.deque()
+        self._recent_lines = 0
+        self._pending: list[str] = []        # chunks this turn added
+        self._pending_lines = 0
         self._fd: int | None = None
         self._count = 0                      # entries in the current log file
         if path is not None:
@@ -275,7 +279,8 @@ class History:
             lines = [line for line in lines if line]
             if part == path:
                 self._count = len(lines)
-            self._recent.extend(lines)
+            if lines:
+                self._remember("\n".join(lines), len(lines))
         try:
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                                0o600)
@@ -288,15 +293,16 @@ class History:
                  texts: list[str], stream: str | None = None, seq: int = 0) -> None:
         head = f"{time.time():.3f}\t{IN}\t{fingerprint.hex() if fingerprint else '-'}\t" \
                f"{name or '-'}\t{address}\t"
+        # One join for the batch. Numbered, the first carries its key and the rest say
+        # "the next one" (formatting a number per message costs more than all the rest).
         if seq:
-            # The first of the batch carries its key; the rest say "the next one"
-            # (formatting a number per message costs more than everything else here).
-            self._pending.append(f"{head}{stream}:{seq}\t\t{texts[0]}")
+            first = f"{head}{stream}:{seq}\t\t"
             head += NEXT_KEY + "\t\t"
-            self._pending.extend([head + text for text in texts[1:]])
         else:
             head += "\t\t"
-            self._pending.extend([head + text for text in texts])
+            first = head
+        self._pending.append(first + ("\n" + head).join(texts))
+        self._pending_lines += len(texts)
 
     def outgoing(self, fingerprint: bytes | None, name: str | None, address: str, text: str,
                  state: str, key: str = "", at: float | None = None) -> None:
@@ -304,29 +310,42 @@ class History:
             f"{time.time() if at is None else at:.3f}\t{OUT}\t"
             f"{fingerprint.hex() if fingerprint else '-'}\t{name or '-'}\t{address}\t"
             f"{key}\t{state}\t{text}")
+        self._pending_lines += 1
 
     def changed(self, fingerprint: bytes, keys: list[str], state: str) -> None:
         """Numbered messages of ours have a new state (delivered, failed)."""
+        if not keys:
+            return
         head = f"{time.time():.3f}\t{STATE}\t{fingerprint.hex()}\t-\t-\t"
-        self._pending.extend([f"{head}{key}\t{state}\t" for key in keys])
+        self._pending.append("\n".join([f"{head}{key}\t{state}\t" for key in keys]))
+        self._pending_lines += len(keys)
 
     def save(self) -> None:
         """What the turn added: to memory, and in one write to the log."""
         if not self._pending:
             return
-        lines, self._pending = self._pending, []
-        self._recent.extend(lines)
+        chunk = "\n".join(self._pending)
+        count, self._pending, self._pending_lines = self._pending_lines, [], 0
+        self._remember(chunk, count)
         if self._fd is None:
             return
         try:
-            if self._count + len(lines) > self.limit:
+            if self._count + count > self.limit:
                 self._rotate()
-                lines = lines[-self.limit:]     # a turn of more than the limit: its newest
-            os.write(self._fd, ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
-            self._count += len(lines)
+                if count > self.limit:          # a turn of more than the limit: its newest
+                    chunk, count = "\n".join(chunk.split("\n")[-self.limit:]), self.limit
+            os.write(self._fd, (chunk + "\n").encode("utf-8", "surrogateescape"))
+            self._count += count
         except OSError as exc:
             self._warn("history", f"{self.path}: {exc.strerror or exc}")
             self._close_file()
+
+    def _remember(self, chunk: str, count: int) -> None:
+        recent = self._recent
+        recent.append((chunk, count))
+        self._recent_lines += count
+        while self._recent_lines - recent[0][1] >= 2 * self.limit:
+            self._recent_lines -= recent.popleft()[1]
 
     def _rotate(self) -> None:
         os.replace(self.path, self.path.with_name(self.path.name + ".1"))
@@ -355,7 +374,9 @@ class History:
         seen: set = set()
         records: list[Record] = []
         before = None           # the key of the line before, if numbered and incoming
-        for line in [*self._recent, *self._pending]:
+        lines = [line for chunk, _ in self._recent for line in chunk.split("\n")]
+        lines += [line for chunk in self._pending for line in chunk.split("\n")]
+        for line in lines:
             record = _parse(line)
             if record is not None and record.direction == IN and record.key:
                 record, before = _with_key(record, before)
