@@ -83,7 +83,7 @@ class Fanout:
             if not entry.conn.send_batch(data, ends, now):
                 for (text, _, _), tally in zip(batch, tallies):
                     tally.waiting += 1
-                    entry.conn.waiting.append((text, functools.partial(tally.one_done, entry)))
+                    entry.conn.wait((text, functools.partial(tally.one_done, entry)))
         for tally in tallies:
             tally.check()
 

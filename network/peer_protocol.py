@@ -65,6 +65,12 @@ class Timing:
 class PeerProtocol:
     """One connection's worth of the chat protocol."""
 
+    __slots__ = ("direction", "ours", "timing", "state", "theirs", "_codec", "_out", "_started",
+                 "last_received", "last_sent", "_finish_started", "_lines_seen", "_judging",
+                 "_deciding", "_answered", "_held", "_deliver_when_finishing",
+                 "_max_line_bytes", "_cert", "secured", "_awaiting_full_hello", "_knocked",
+                 "_announced", "_in_seq")
+
     def __init__(self, direction: Direction, ours: wire.Hello, now: float,
                  timing: Timing = Timing(), max_line_bytes: int | None = None,
                  cert_der: bytes | None = None) -> None:

@@ -35,10 +35,13 @@ means the same 1), but nothing else does.
 from __future__ import annotations
 
 import itertools
-from typing import Iterator
+import types
+from typing import Iterator, Mapping
 
 from .connection import Connection
 from .outcomes import CloseReason, PeerInfo
+
+_NO_DETAIL: Mapping = types.MappingProxyType({})     # shared by every entry closed without
 
 
 class Entry:
@@ -59,7 +62,7 @@ class Entry:
         self.farewell = farewell             # refused at the door: it only says why
         self.deferred = False                # its hello waits for our own connect
         self.close_reason: CloseReason | None = None    # set when we close it on purpose
-        self.close_detail: dict = {}
+        self.close_detail: Mapping = _NO_DETAIL
         self.trusted_name: str | None = None    # our user's name for its identity
         self.conversation = None                # delivery: what it carries (network.delivery)
 

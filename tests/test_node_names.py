@@ -116,16 +116,22 @@ def test_send_to_all_names_those_that_closed_first(net):
     fast.close()
 
 
-def test_send_to_all_coalesces_while_messages_keep_coming_and_a_lone_one_leaves_at_once(net):
+def test_send_to_all_coalesces_while_messages_keep_coming_and_a_lone_one_leaves_at_once(
+        net, monkeypatch):
+    from network.connection import Connection
     from network.fanout import FANOUT_BATCH_BYTES
     a = net(max_per_address=0)
     peer = _plain_client(a)
     net.until(lambda: a.peers())
     conn = a._registry.live_entries()[0].conn
     writes = []
-    real_send_batch = conn.send_batch
-    conn.send_batch = lambda data, ends, now: (writes.append(len(data))
-                                               or real_send_batch(data, ends, now))
+    real_send_batch = Connection.send_batch
+
+    def send_batch(self, data, ends, now):
+        if self is conn:
+            writes.append(len(data))
+        return real_send_batch(self, data, ends, now)
+    monkeypatch.setattr(Connection, "send_batch", send_batch)
     confirmed = []
     a.send_to_all("alone", lambda *done: confirmed.append(done))
     a._reactor.run_once()
