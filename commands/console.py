@@ -65,6 +65,10 @@ class Console:
         self.color = color
         self._pending: list[tuple[int, bytes]] = []   # (stream, encoded line)
         self.screen = screen
+        # The label of the last peer whose messages were shown ("message from peer 1
+        # (...):"): a peer usually says several things in a row. PeerInfo is immutable.
+        self._label_for: PeerInfo | None = None
+        self._label = ""
 
     @property
     def output_closed(self) -> bool:
@@ -200,7 +204,10 @@ class Console:
 
     def messages_received(self, info: PeerInfo, texts: list[str]) -> None:
         """Lines from one peer; the hot path of the program, so done in bulk."""
-        prefix = self._stamp() + self._style(words.message_from(info), MESSAGE) + " "
+        if info is not self._label_for:
+            self._label_for = info
+            self._label = self._style(words.message_from(info), MESSAGE) + " "
+        prefix = self._stamp() + self._label if self.timestamps else self._label
         if max(map(len, texts)) <= MAX_SHOWN_CHARS:
             body = prefix + ("\n" + prefix).join(texts)
             if not self.color:

@@ -33,8 +33,9 @@ class BecamePlain:
     """The other side is not chat.py: it will get plain lines only."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Messages:
+    """Lines of text, in order (the hot path: a plain dataclass is quicker to make)."""
     texts: list
     seq: int = 0        # the number of the first (a delivery peer's); 0: not numbered
 
