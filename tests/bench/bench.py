@@ -15,10 +15,13 @@ Scenarios:
            every token is on the receiver's stdout (a file); messages/s, receiver CPU per
            message, peak RSS, and integrity (lost, merged, split, duplicated, reordered).
   latency  sequential round trips, inbound (socket -> stdout) and outbound (send on stdin
-           -> socket), p50/p99, and pairs of quick lines that expose Nagle/delayed-ACK
-           stalls (round trips >= 20 ms are counted).
-  scale    N idle peers connected: RSS per connection, time to accept them, inbound
-           latency with them present.
+           -> socket), p50/p99; a reply (a line arrives, is seen on stdout, and
+           "send 1" answers it: socket to socket through the user); and pairs of quick
+           lines that expose Nagle/delayed-ACK stalls (round trips >= 20 ms are counted).
+  scale    N idle peers connected (1, 5,000 and 20,000 by default): RSS per connection,
+           time to accept them, inbound latency with them present. 20,000 needs 20,000
+           file descriptors here and in the receiver: the bench raises its own limit (as
+           root also the hard one) and the receivers inherit it.
   burst    M sends piped into stdin while the target peer reads nothing for a second:
            all must arrive in order; peak RSS; a second peer's messages' latency meanwhile.
   fanout   P plain sockets connected to the receiver, M "send all" lines piped into its
@@ -34,6 +37,9 @@ Scenarios:
 
 The fan-in runs chat.py with its history on (the default) and "chat-nohist" with
 --no-history, beside the references.
+
+After the tables, "goals" sets chat.py's figures beside the targets (ratios to the
+floor, and KiB per idle connection at the largest scale size).
 """
 
 from __future__ import annotations
@@ -284,7 +290,7 @@ def latency(impl: str, cfg) -> dict:
         sock = connect(rx.port)
         establish(rx, [sock])
         buf = bytearray()
-        inbound, outbound, pair_in, pair_out = [], [], [], []
+        inbound, outbound, reply, pair_in, pair_out = [], [], [], [], []
         pos = len(rx.buf)
         for i in range(cfg.latency_rounds):
             t = time.perf_counter()
@@ -296,6 +302,13 @@ def latency(impl: str, cfg) -> dict:
             rx.send_stdin(b"send 1 out-%06d\n" % i)
             assert read_line(sock, buf) == b"out-%06d" % i
             outbound.append(time.perf_counter() - t)
+
+            t = time.perf_counter()
+            sock.send(b"ask-%06d\n" % i)
+            pos = rx.wait_output(b"ask-%06d" % i, pos)
+            rx.send_stdin(b"send 1 re-%06d\n" % i)
+            assert read_line(sock, buf) == b"re-%06d" % i
+            reply.append(time.perf_counter() - t)
 
             t = time.perf_counter()
             sock.send(b"qa-%06d\n" % i)
@@ -315,7 +328,8 @@ def latency(impl: str, cfg) -> dict:
     us = 1e6
     return {"in_p50_us": pct(inbound, .5) * us, "in_p99_us": pct(inbound, .99) * us,
             "out_p50_us": pct(outbound, .5) * us, "out_p99_us": pct(outbound, .99) * us,
-            "stalls_20ms": sum(1 for v in inbound + outbound + pair_in + pair_out
+            "reply_p50_us": pct(reply, .5) * us, "reply_p99_us": pct(reply, .99) * us,
+            "stalls_20ms": sum(1 for v in inbound + outbound + reply + pair_in + pair_out
                                if v >= 0.020)}
 
 
@@ -527,9 +541,23 @@ FANOUT_IMPLS = ("chat", "floor")      # the others do not speak "send all"
 
 # -- running and reporting ---------------------------------------------------------------------
 
-def run(cfg) -> dict:
+def raise_fd_limit(need: int) -> None:
+    """Room for ``need`` sockets here and in the receivers (which inherit it)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < need:
+        try:
+            hard = need                  # only root may raise the hard limit
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            return
+        except (ValueError, OSError):
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            print(f"# open files limited to {hard}: scale sizes near it will fail",
+                  file=sys.stderr)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def run(cfg) -> dict:
+    raise_fd_limit(max(cfg.scale_sizes) + 1024)
     results: dict = {}
     for scenario in cfg.scenarios:
         results[scenario] = {impl: [] for impl in cfg.impls}
@@ -596,6 +624,50 @@ def table(results: dict, baseline: str) -> str:
     return "\n".join(lines)
 
 
+# figure: (scenario, metric, goal as a ratio to the floor or, for "kib", in KiB; True if
+# higher is better)
+GOALS = [
+    ("fan-in msg/s", "fanin", "msgs_per_s", 1.0, True),
+    ("CPU per message", "fanin", "cpu_us_per_msg", 1.0, False),
+    ("latency peer -> stdout, p50", "latency", "in_p50_us", 1.2, False),
+    ("latency stdin -> peer, p50", "latency", "out_p50_us", 1.2, False),
+    ("reply round trip p50", "latency", "reply_p50_us", 1.3, False),
+    ("RSS per idle connection", "scale", "kib_per_conn_{n}", "kib 2.0", False),
+]
+
+
+def goals(results: dict, cfg) -> str:
+    """chat.py's figures against the targets, one line each."""
+    lines = ["\ngoals  (chat.py with history and acknowledgements on; ratio to the floor)"]
+    for label, scenario, metric, goal, higher in GOALS:
+        runs = results.get(scenario, {})
+        if scenario == "scale":
+            metric = metric.format(n=max(cfg.scale_sizes))
+            label += f" ({max(cfg.scale_sizes):,})"
+        chat = medians(runs.get("chat", [])).get(metric)
+        floor = medians(runs.get(BASELINE, [])).get(metric)
+        if chat is None:
+            continue
+        if isinstance(goal, str):                      # an absolute figure
+            limit = float(goal.split()[1])
+            figure, met = f"{chat:.2f} KiB", chat <= limit
+            goal_text = f"<= {limit:g} KiB"
+        elif floor:
+            ratio = chat / floor
+            figure, met = f"{ratio:.2f}x", ratio >= goal if higher else ratio <= goal
+            goal_text = f"{'>=' if higher else '<='} {goal:g}x"
+        else:
+            continue
+        lines.append(f"  {label:<36} {figure:>10}   goal {goal_text:<11} "
+                     f"{'met' if met else 'NOT met'}")
+    for impl in ("asyncio", "chat-nohist"):
+        a = medians(results.get("fanin", {}).get(impl, [])).get("msgs_per_s")
+        f = medians(results.get("fanin", {}).get(BASELINE, [])).get("msgs_per_s")
+        if a and f:
+            lines.append(f"  {'fan-in msg/s, ' + impl:<36} {a / f:>9.2f}x   (reference)")
+    return "\n".join(lines)
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes, one round")
@@ -606,7 +678,7 @@ def parse_args(argv=None):
     p.add_argument("--fanin-peers", type=int, default=50)
     p.add_argument("--fanin-lines", type=int, default=20000)
     p.add_argument("--latency-rounds", type=int, default=400)
-    p.add_argument("--scale-sizes", default="1,1000,5000")
+    p.add_argument("--scale-sizes", default="1,5000,20000")
     p.add_argument("--burst-sends", type=int, default=100000)
     p.add_argument("--startup-runs", type=int, default=5)
     p.add_argument("--fanout-peers", type=int, default=100)
@@ -639,6 +711,7 @@ def main(argv=None) -> int:
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
           f"{os.uname().sysname} {os.uname().release}")
     print(table(results, BASELINE if BASELINE in cfg.impls else cfg.impls[0]))
+    print(goals(results, cfg))
     if cfg.json:
         Path(cfg.json).write_text(json.dumps(
             {"config": {k: v for k, v in vars(cfg).items()}, "results": results,
