@@ -20,8 +20,9 @@ Scenarios:
            lines that expose Nagle/delayed-ACK stalls (round trips >= 20 ms are counted).
   scale    N idle peers connected (1, 5,000 and 20,000 by default): RSS per connection,
            time to accept them, inbound latency with them present. 20,000 needs 20,000
-           file descriptors here and in the receiver: the bench raises its own limit (as
-           root also the hard one) and the receivers inherit it.
+           file descriptors here and more in the receiver: the bench raises its own limit
+           (the hard one too, where it may) and the receivers inherit it; where the hard
+           limit is 20,000 and stays, use --scale-sizes 1,5000,19900.
   burst    M sends piped into stdin while the target peer reads nothing for a second:
            all must arrive in order; peak RSS; a second peer's messages' latency meanwhile.
   fanout   P plain sockets connected to the receiver, M "send all" lines piped into its
@@ -551,8 +552,9 @@ def raise_fd_limit(need: int) -> None:
             return
         except (ValueError, OSError):
             hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-            print(f"# open files limited to {hard}: scale sizes near it will fail",
-                  file=sys.stderr)
+            print(f"# open files limited to {hard} (raising it needs root's "
+                  f"CAP_SYS_RESOURCE): keep scale sizes below it, e.g. --scale-sizes "
+                  f"1,5000,{hard - 100}", file=sys.stderr)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
