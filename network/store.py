@@ -22,9 +22,7 @@ memory, never a traceback and never a message on screen.
   a row per message in SQLite could not (about 0.33 M rows/s against more than
   2 M messages/s). When the log has ``limit`` entries it becomes
   ``history.log.1`` (the one before is deleted), so at most ``2 * limit``
-  entries are on disk and the oldest go first. (A single turn of more than
-  ``limit`` entries, a flood, goes to a file whole: cutting it would cost a
-  split and a join of all of it, so the bound is then two such turns.)
+  entries are on disk and the oldest go first.
 
 One home may be used by several chat.py at once (one user's terminals): the
 first takes an exclusive lock (``chat.lock``) and keeps the files; the others
@@ -334,6 +332,8 @@ class History:
         try:
             if self._count + count > self.limit:
                 self._rotate()
+                if count > self.limit:          # a turn of more than the limit: its newest
+                    chunk, count = "\n".join(chunk.split("\n")[-self.limit:]), self.limit
             os.write(self._fd, (chunk + "\n").encode("utf-8", "surrogateescape"))
             self._count += count
         except OSError as exc:
@@ -344,9 +344,7 @@ class History:
         recent = self._recent
         recent.append((chunk, count))
         self._recent_lines += count
-        # The newest 2 * limit lines, and never less than the last two chunks (a flood's
-        # one turn may be more than that: what came before it stays, as on disk).
-        while len(recent) > 2 and self._recent_lines - recent[0][1] >= 2 * self.limit:
+        while self._recent_lines - recent[0][1] >= 2 * self.limit:
             self._recent_lines -= recent.popleft()[1]
 
     def _rotate(self) -> None:
