@@ -269,11 +269,14 @@ class Node:
 
     def _room(self, ip: str | None) -> tuple[Refusal | None, int]:
         """Room for one more connection? Evicts a long-silent plain client if that makes it."""
-        plain = ((entry.conn.protocol.last_received, entry)
-                 for entry in self._registry.live_entries()
-                 if not entry.conn.protocol.speaks_protocol)
+        def plain_idle():
+            # Looked at only when the table is full: listing every entry for each
+            # accept would make accepting n clients cost n * n.
+            for entry in self._registry.live_entries():
+                if not entry.conn.protocol.speaks_protocol:
+                    yield entry.conn.protocol.last_received, entry
         refusal, limit, evict = self._admission.check(
-            ip, self._registry.open_count, plain, self._reactor.time())
+            ip, self._registry.open_count, plain_idle(), self._reactor.time())
         if evict is not None:
             self._drop(evict, CloseReason.EVICTED,
                        silent_s=self._reactor.time() - evict.conn.protocol.last_received)
