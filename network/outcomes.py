@@ -13,7 +13,6 @@ it has no behaviour, only names, so the user side can catch
 from __future__ import annotations
 
 import enum
-import functools
 from dataclasses import dataclass
 
 
@@ -61,9 +60,8 @@ class PeerInfo:
     fingerprint: bytes | None = None    # its identity, proven over TLS (None: plain)
     trusted_name: str | None = None     # the name our user gave that identity
 
-    @functools.cached_property
+    @property
     def address(self) -> str:
-        """``host:port`` as shown (made once: it names the peer on every message)."""
         return join_host_port(self.host, self.port)
 
 
