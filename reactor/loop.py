@@ -12,7 +12,7 @@ the loop (``run_once``) is, in order:
    and a handler that closed itself while reading is not asked to write.
    An exception in a handler is reported once and aborts *that handler*
    only; ``KeyboardInterrupt`` and ``SystemExit`` always propagate.
-   Dispatching stops after ``dispatch_budget_s`` (8 ms): the events left are
+   Dispatching stops after ``dispatch_budget_s`` (5 ms): the events left are
    handled first in the next turn, which does not sleep. Each handler reads
    a bounded amount, but fifty of them in one turn (and the output that makes)
    would keep the loop from everything else for tens of milliseconds; this
@@ -45,7 +45,7 @@ EVENT_WRITE = selectors.EVENT_WRITE
 
 # Upper bound on one select() sleep, so a clock oddity can never park the loop.
 MAX_SELECT_TIMEOUT_S = 24 * 3600.0
-DISPATCH_BUDGET_S = 0.008   # one turn's dispatching; what is left goes first next turn
+DISPATCH_BUDGET_S = 0.005   # one turn's dispatching; what is left goes first next turn
 
 
 def write_stderr(message: str) -> None:
