@@ -65,6 +65,14 @@ class WirePeer:
         return cls(socket.create_connection(("127.0.0.1", port), timeout=10), identity, False,
                    knock)
 
+    @classmethod
+    def greeted(cls, port: int, identity: Identity) -> "WirePeer":
+        """Connected, both hellos said: an established chat.py peer (delivery off)."""
+        peer = cls.connect(port, identity)
+        peer.hello(port=1)
+        peer.their_hello()
+        return peer
+
     def send_line(self, line: str | bytes) -> None:
         data = line.encode() if isinstance(line, str) else line
         self.tls.sendall(data + b"\n")

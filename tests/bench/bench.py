@@ -217,19 +217,9 @@ def fanin(impl: str, cfg) -> dict:
         rx = Receiver(impl, path)
         try:
             socks = [connect(rx.port) for _ in range(peers)]
-            payloads = fanin_payloads(peers, lines)
-            cpu0 = cpu_s(rx.pid)
-            t0 = time.perf_counter()
-            senders = [threading.Thread(target=s.sendall, args=(p,)) for s, p in
-                       zip(socks, payloads)]
-            for t in senders:
-                t.start()
-            wait_lines(path, peers * lines, cfg.timeout)
-            elapsed = time.perf_counter() - t0
-            cpu = cpu_s(rx.pid) - cpu0
+            elapsed, cpu = timed_flood(rx, path, [s.sendall for s in socks],
+                                       fanin_payloads(peers, lines), peers * lines, cfg.timeout)
             hwm = proc_kib(rx.pid, "VmHWM")
-            for t in senders:
-                t.join(timeout=30)
             for s in socks:
                 s.close()
         finally:
@@ -238,6 +228,21 @@ def fanin(impl: str, cfg) -> dict:
     total = peers * lines
     return {"msgs_per_s": total / elapsed, "cpu_us_per_msg": cpu / total * 1e6,
             "peak_rss_mib": hwm / 1024, **integrity}
+
+
+def timed_flood(rx: Receiver, path: str, sends: list, payloads: list, total: int,
+                timeout: float) -> tuple[float, float]:
+    """Each ``sends[i](payloads[i])`` in a thread of its own, all at once: the seconds until
+    ``total`` lines are in the receiver's output file, and the receiver's CPU seconds."""
+    cpu0, t0 = cpu_s(rx.pid), time.perf_counter()
+    threads = [threading.Thread(target=send, args=(data,)) for send, data in zip(sends, payloads)]
+    for t in threads:
+        t.start()
+    wait_lines(path, total, timeout)
+    elapsed, cpu = time.perf_counter() - t0, cpu_s(rx.pid) - cpu0
+    for t in threads:
+        t.join(timeout=30)
+    return elapsed, cpu
 
 
 def fanin_payloads(peers: int, lines: int) -> list[bytes]:

@@ -154,14 +154,9 @@ def measure(kind: str, n: int, tmp: Path, top: int) -> dict:
             sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
             from peerkit import WirePeer, make_identity
             identity = make_identity(tmp / "client-identity")
-
-            def one(_):
-                c = WirePeer.connect(rx.port, identity)
-                c.hello(port=1)
-                c.their_hello()
-                return c
             with concurrent.futures.ThreadPoolExecutor(8) as pool:
-                clients = list(pool.map(one, range(n)))
+                clients = list(pool.map(lambda _: WirePeer.greeted(rx.port, identity),
+                                        range(n)))
             rx.wait_count(rb"peer \d+ \(", n)
         time.sleep(1.0)       # let a last turn settle (its buffers freed): a measurement
         after, sites = rx.snapshot()

@@ -67,7 +67,7 @@ ROOT = HERE.parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(HERE)]
 
 from bench import (Receiver, check_integrity, cpu_s, fanin_payloads, proc_kib,  # noqa: E402
-                   wait_lines)
+                   timed_flood)
 import bench  # noqa: E402
 from peerkit import WirePeer, make_identity, read_line  # noqa: E402
 from network import wire  # noqa: E402
@@ -112,15 +112,8 @@ def fanin(mode: str, cfg, home: Path, client) -> dict:
             else:
                 socks = [bench.connect(rx.port) for _ in range(peers)]
                 send = [s.sendall for s in socks]
-            payloads = fanin_payloads(peers, lines)
-            cpu0, t0 = cpu_s(rx.pid), time.perf_counter()
-            threads = [threading.Thread(target=f, args=(p,)) for f, p in zip(send, payloads)]
-            for t in threads:
-                t.start()
-            wait_lines(path, peers * lines, cfg.timeout)
-            elapsed, cpu = time.perf_counter() - t0, cpu_s(rx.pid) - cpu0
-            for t in threads:
-                t.join(timeout=30)
+            elapsed, cpu = timed_flood(rx, path, send, fanin_payloads(peers, lines),
+                                       peers * lines, cfg.timeout)
         finally:
             rx.stop()
         integrity = check_integrity(Path(path).read_bytes(), peers, lines)
@@ -133,13 +126,9 @@ def handshakes(cfg, home: Path, client) -> dict:
     try:
         start = time.perf_counter()
 
-        def one(_):
-            c = WirePeer.connect(rx.port, client)
-            c.hello(port=1)
-            c.their_hello()
-            return c
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            future = pool.map(one, range(cfg.handshakes))
+            future = pool.map(lambda _: WirePeer.greeted(rx.port, client),
+                              range(cfg.handshakes))
             time.sleep(0.05)                       # mid-way through: is the loop answering?
             asked = time.perf_counter()
             rx.send_stdin(b"myport\n")
@@ -161,10 +150,7 @@ def idle(cfg, home: Path, client) -> dict:
         before = proc_kib(rx.pid, "VmRSS")
         conns = []
         for _ in range(cfg.idle):
-            c = WirePeer.connect(rx.port, client)
-            c.hello(port=1)
-            c.their_hello()
-            conns.append(c)
+            conns.append(WirePeer.greeted(rx.port, client))
         rx.wait_output(b"peer %d (" % cfg.idle, 0, timeout=60)
         after = proc_kib(rx.pid, "VmRSS")
         for c in conns:
@@ -309,15 +295,8 @@ def vs_fanin(impl: str, cfg, client) -> dict:
                 c.sock.settimeout(None)    # a timeout would bound the whole sendall
             drainer = threading.Thread(target=drain, args=([c.sock for c in conns], stop))
             drainer.start()
-            cpu0, t0 = cpu_s(rx.pid), time.perf_counter()
-            threads = [threading.Thread(target=c.sock.sendall, args=(data,))
-                       for c, data in zip(conns, sealed)]
-            for t in threads:
-                t.start()
-            wait_lines(path, peers * lines, cfg.timeout)
-            elapsed, cpu = time.perf_counter() - t0, cpu_s(rx.pid) - cpu0
-            for t in threads:
-                t.join(timeout=30)
+            elapsed, cpu = timed_flood(rx, path, [c.sock.sendall for c in conns], sealed,
+                                       peers * lines, cfg.timeout)
         finally:
             stop.set()
             if drainer is not None:
